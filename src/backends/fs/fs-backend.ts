@@ -19,6 +19,7 @@ import {
   checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl, isValidTagName, isValidKey,
 } from '../names.js';
 import { FsLocks } from './fs-locks.js';
+import { MEMBER_TAG, memberOf } from '../membership.js';
 import { mkdirPrivate, readIfExists, replaceFile, syncDir, tempName, writeNewFile } from './atomic-file.js';
 
 export const FS_MARKER = 'cairn-fs.json';
@@ -30,7 +31,7 @@ export interface FsSettings {
   blockSize: number;
 }
 
-function shardOf(key: string): string {
+export function shardOf(key: string): string {
   return key.length >= 2 ? key.slice(0, 2) : `${key}_`;
 }
 
@@ -42,6 +43,8 @@ export class FsBackend implements Backend {
   private readonly knownShards = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
   private closed = false;
+  /** The replicated set this archive belongs to (membership.ts). */
+  private member: string | undefined;
   private readonly adminTable: AdminTable = {
     info: { usage: 'info', summary: 'describe this store', run: () => this.describe() },
     stats: { usage: 'stats', summary: 'blocks, bytes and tags held (walks the store)', run: async () => {
@@ -73,6 +76,7 @@ export class FsBackend implements Backend {
       writable = false;
     }
     const backend = new FsBackend(root, settings, writable);
+    backend.member = memberOf(await readIfExists(backend.tagFile(MEMBER_TAG)).catch(() => null));
     if (writable) await backend.removeStaleTemporaries();
     return backend;
   }
@@ -107,7 +111,9 @@ export class FsBackend implements Backend {
   }
 
   info(): BackendInfo {
-    return { backend: 'fs', blockSize: this.settings.blockSize, writable: this.writable, features: ['remove', 'listBlocks', 'admin'] };
+    const info: BackendInfo = { backend: 'fs', blockSize: this.settings.blockSize, writable: this.writable, features: ['remove', 'listBlocks', 'admin'] };
+    if (this.member !== undefined) info.member = this.member;
+    return info;
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
@@ -195,6 +201,7 @@ export class FsBackend implements Backend {
     try {
       await replaceFile(this.tagFile(name), value, this.tmpDir);
       this.dirtyDirs.add(this.tagsDir);
+      if (name === MEMBER_TAG) this.member = memberOf(value);
     } catch (err) {
       throw fsErrorToBackendError(err, `setTag ${name}`);
     }
@@ -217,6 +224,7 @@ export class FsBackend implements Backend {
     try {
       await fsp.unlink(this.tagFile(name));
       this.dirtyDirs.add(this.tagsDir);
+      if (name === MEMBER_TAG) this.member = undefined;
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -328,7 +336,7 @@ export class FsBackend implements Backend {
   }
 }
 
-function parseFsCursor(cursor: string | null): { shard: string; key: string } | null {
+export function parseFsCursor(cursor: string | null): { shard: string; key: string } | null {
   if (cursor === null) return null;
   const slash = cursor.indexOf('/');
   const shard = cursor.slice(0, slash);

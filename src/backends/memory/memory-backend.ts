@@ -11,6 +11,7 @@ import type {
 } from '../backend.js';
 import { formatFields, runAdmin, type AdminTable } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
+import { MEMBER_TAG, memberOf } from '../membership.js';
 import { acquireLock, isLive, releaseLock, type LockRecord } from '../locks.js';
 import {
   checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl,
@@ -40,7 +41,10 @@ export class MemoryBackend implements Backend {
   constructor(readonly store = new MemoryStore()) {}
 
   info(): BackendInfo {
-    return { backend: 'memory', blockSize: this.store.blockSize, writable: this.store.writable, features: ['remove', 'listBlocks', 'admin'] };
+    const info: BackendInfo = { backend: 'memory', blockSize: this.store.blockSize, writable: this.store.writable, features: ['remove', 'listBlocks', 'admin'] };
+    const member = memberOf(this.store.tags.get(MEMBER_TAG));
+    if (member !== undefined) info.member = member;
+    return info;
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
