@@ -21,3 +21,8 @@ export function parseBlockSize(text: string): number {
   }
   return size;
 }
+
+/** Parses a rate in bytes per second: 512k, 10M, 2MB/s, 1.5MiB/s (powers of 1024). */
+export function parseByteRate(text: string, what: string): number {
+  return parseByteSize(text.trim().replace(/\s*\/\s*s(?:ec)?$/i, ''), what);
+}
