@@ -1,5 +1,6 @@
 import { fsFactory } from './fs/factory.js';
 import { memoryFactory } from './memory/factory.js';
+import { sftpFactory } from './sftp/factory.js';
 import { cacheFactory } from './cache/factory.js';
 import { register, UsageError, type RegisteredBackend } from './factory.js';
 
@@ -7,6 +8,7 @@ import { register, UsageError, type RegisteredBackend } from './factory.js';
 export const BACKENDS: readonly RegisteredBackend[] = [
   register(fsFactory),
   register(memoryFactory),
+  register(sftpFactory),
   register(cacheFactory),
 ];
 
