@@ -57,6 +57,15 @@ describe('frame codec', () => {
     assert.ok(decoded[3] instanceof Uint8Array);
   });
 
+  it('a large binary last element (written without copying) decodes to the same message', () => {
+    const block = Buffer.alloc(200_000, 7);
+    for (const message of [[1, 'put', 'k'.repeat(128), block], [2, 0, block], [3, 'setTag', 'tag', block]]) {
+      const decoder = new FrameDecoder();
+      const whole = Buffer.concat(encodeFrame(message));
+      assert.deepEqual(decoder.push(whole).map(decodeBody), [message]);
+    }
+  });
+
   it('rejects a length over 64 MiB from the header alone, before buffering it', () => {
     const decoder = new FrameDecoder();
     const header = Buffer.alloc(4);

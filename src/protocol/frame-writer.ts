@@ -14,10 +14,10 @@ export class FrameWriter {
   /** Writes one message; returns false when the stream's buffer is full (wait for `drained`). */
   write(message: unknown): boolean {
     if (this.closed || this.output.destroyed || this.output.writableEnded) return false;
-    const [header, body] = encodeFrame(message);
+    const parts = encodeFrame(message);
     this.output.cork();
-    this.output.write(header);
-    const ok = this.output.write(body);
+    let ok = true;
+    for (const part of parts) ok = this.output.write(part);
     this.output.uncork();
     return ok;
   }

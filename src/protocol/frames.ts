@@ -20,15 +20,35 @@ export class FrameError extends Error {
   }
 }
 
-/** Encodes one message as a frame: header and body, as two buffers to avoid copying large bodies. */
-export function encodeFrame(message: unknown): [Buffer, Buffer] {
-  const body = packr.pack(message);
-  if (body.length > MAX_FRAME_BYTES) {
-    throw new FrameError(`message of ${body.length} bytes is over the 64 MiB frame limit`);
+/** Payloads at least this large are written as they are instead of being copied into the encoder's buffer. */
+const ZERO_COPY_BYTES = 16 * 1024;
+
+/**
+ * Encodes one message as a frame, returned as buffers to write in order.
+ * A large binary last element (a block in a put or a get's answer) is not
+ * copied: the array and bin headers are encoded by hand in front of it.
+ */
+export function encodeFrame(message: unknown): Buffer[] {
+  const parts = encodeBody(message);
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  if (length > MAX_FRAME_BYTES) {
+    throw new FrameError(`message of ${length} bytes is over the 64 MiB frame limit`);
   }
   const header = Buffer.allocUnsafe(HEADER_BYTES);
-  header.writeUInt32BE(body.length, 0);
-  return [header, body];
+  header.writeUInt32BE(length, 0);
+  return [header, ...parts];
+}
+
+function encodeBody(message: unknown): Buffer[] {
+  if (!Array.isArray(message) || message.length === 0 || message.length > 15) return [packr.pack(message)];
+  const last: unknown = message[message.length - 1];
+  if (!(last instanceof Uint8Array) || last.byteLength < ZERO_COPY_BYTES) return [packr.pack(message)];
+  const head = message.slice(0, -1).map((element: unknown) => packr.pack(element));
+  const binHeader = Buffer.allocUnsafe(5);
+  binHeader[0] = 0xc6;
+  binHeader.writeUInt32BE(last.byteLength, 1);
+  const payload = Buffer.from(last.buffer, last.byteOffset, last.byteLength);
+  return [Buffer.from([0x90 | message.length]), ...head, binHeader, payload];
 }
 
 /** Decodes a frame body; throws FrameError for anything that is not exactly one MessagePack value. */
