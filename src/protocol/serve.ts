@@ -42,11 +42,13 @@ export async function serveBackend(backend: Backend, input: Readable, writer: Fr
       input.pause();
       try {
         await ordered.close();
+        if (closeId !== undefined) writer.write([closeId, 0, null]);
       } catch (err) {
-        writer.write(['log', 'error', `close failed: ${toBackendError(err).message}`]);
+        const error = toBackendError(err);
+        if (closeId !== undefined) writer.write([closeId, 1, { code: error.code, message: error.message }]);
+        else writer.write(['log', 'error', `close failed: ${error.message}`]);
         exitCode = 1;
       }
-      if (closeId !== undefined) writer.write([closeId, 0, null]);
       resolveFinished();
     };
 
