@@ -2,6 +2,7 @@ import { fsFactory } from './fs/factory.js';
 import { memoryFactory } from './memory/factory.js';
 import { sftpFactory } from './sftp/factory.js';
 import { cacheFactory } from './cache/factory.js';
+import { throttleFactory } from './throttle/factory.js';
 import { replicatedFactory } from '../replicate/factory.js';
 import { register, UsageError, type RegisteredBackend } from './factory.js';
 
@@ -12,6 +13,7 @@ export const BACKENDS: readonly RegisteredBackend[] = [
   register(replicatedFactory),
   register(sftpFactory),
   register(cacheFactory),
+  register(throttleFactory),
 ];
 
 /** The executables that serve backends, e.g. `backend-fs`. */
