@@ -1,0 +1,82 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { Compressor, Decompressor } from 'zstd-napi';
+import { BackendError } from '../backends/errors.js';
+import type { BlockType } from './format.js';
+
+/**
+ * Blocks (docs/format.md, "Blocks"). The key is the hex HMAC-SHA-256 of the
+ * type byte and the plaintext under the block-hash key. The stored bytes are
+ *
+ *     version (1) | nonce (12) | AES-256-GCM( compression (1) | type (1) | payload ) | tag (16)
+ *
+ * with the block key as associated data, so a block cannot be moved to
+ * another key. Compression 1 is zstd; 0 stores the plaintext when zstd would
+ * not save at least 1/32 of it.
+ */
+const BLOCK_VERSION = 1;
+
+export type Compression = 'zstd' | 'none';
+
+export function blockKey(hashKey: Buffer, type: BlockType, plaintext: Uint8Array): string {
+  const hmac = createHmac('sha256', hashKey);
+  hmac.update(Buffer.of(type));
+  hmac.update(plaintext);
+  return hmac.digest('hex');
+}
+
+export class BlockCodec {
+  private readonly compressor = new Compressor();
+  private readonly decompressor = new Decompressor();
+
+  constructor(private readonly encryptionKey: Buffer, private readonly compression: Compression = 'zstd', level = 3) {
+    this.compressor.setParameters({ compressionLevel: level });
+  }
+
+  /** Compresses (when it pays) and seals a block whose key is `key`. */
+  seal(key: string, type: BlockType, plaintext: Uint8Array): Buffer {
+    let method = 0;
+    let payload: Uint8Array = plaintext;
+    if (this.compression === 'zstd' && plaintext.length >= 64) {
+      const packed = this.compressor.compress(plaintext);
+      if (packed.length < plaintext.length - (plaintext.length >> 5)) {
+        method = 1;
+        payload = packed;
+      }
+    }
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, nonce);
+    cipher.setAAD(Buffer.from(key, 'latin1'));
+    const head = cipher.update(Buffer.of(method, type));
+    const body = cipher.update(payload);
+    const tail = cipher.final();
+    return Buffer.concat([Buffer.of(BLOCK_VERSION), nonce, head, body, tail, cipher.getAuthTag()]);
+  }
+
+  /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */
+  open(key: string, type: BlockType, sealed: Uint8Array): Buffer {
+    if (sealed.length < 1 + 12 + 2 + 16 || sealed[0] !== BLOCK_VERSION) {
+      throw new BackendError('corrupt', `block ${key} is damaged (bad header)`);
+    }
+    const nonce = sealed.subarray(1, 13);
+    const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, nonce);
+    decipher.setAAD(Buffer.from(key, 'latin1'));
+    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+    let plain: Buffer;
+    try {
+      plain = Buffer.concat([decipher.update(sealed.subarray(13, sealed.length - 16)), decipher.final()]);
+    } catch {
+      throw new BackendError('corrupt', `block ${key} is damaged or was tampered with (authentication failed)`);
+    }
+    if (plain[1] !== type) throw new BackendError('corrupt', `block ${key} is of type ${plain[1]}, expected ${type}`);
+    const payload = plain.subarray(2);
+    if (plain[0] === 0) return payload;
+    if (plain[0] === 1) {
+      try {
+        return this.decompressor.decompress(payload);
+      } catch (err) {
+        throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
+      }
+    }
+    throw new BackendError('corrupt', `block ${key} names an unknown compression ${plain[0]}`);
+  }
+}

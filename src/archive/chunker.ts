@@ -1,0 +1,110 @@
+/**
+ * Content-defined chunking (docs/format.md, "Chunking"): FastCDC with a gear
+ * hash whose table is derived from the archive key, so boundaries depend on
+ * the content around them (an insertion moves only nearby boundaries) and
+ * reveal nothing about known content to whoever sees the block sizes.
+ *
+ * Sizes: average about 1 MiB, minimum half of that, maximum four times
+ * the average but never above what a block of the backend can hold.
+ */
+export interface ChunkSizes {
+  min: number;
+  avg: number;
+  max: number;
+}
+
+export function chunkSizes(maxPlaintext: number): ChunkSizes {
+  let avg = 1024 * 1024;
+  while (avg > 4096 && avg * 2 > maxPlaintext) avg /= 2;
+  return { min: avg / 2, avg, max: Math.min(avg * 4, maxPlaintext) };
+}
+
+export function gearTable(seed: Buffer): Int32Array {
+  const table = new Int32Array(256);
+  for (let i = 0; i < 256; i += 1) table[i] = seed.readInt32LE((i * 4) % (seed.length - 3));
+  return table;
+}
+
+/** A mask of `bits` one-bits at the top of a 32-bit word (the bits that depend on the most bytes). */
+function topMask(bits: number): number {
+  return (~0 << (32 - bits)) | 0;
+}
+
+export class Chunker {
+  private readonly maskS: number;
+  private readonly maskL: number;
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly gear: Int32Array, readonly sizes: ChunkSizes) {
+    const bits = Math.round(Math.log2(sizes.avg));
+    this.maskS = topMask(bits + 2);
+    this.maskL = topMask(bits - 2);
+  }
+
+  /** Feeds bytes; returns the chunks that are now complete (views of the input; do not reuse it). */
+  push(data: Buffer): Buffer[] {
+    const buf = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    const chunks: Buffer[] = [];
+    let pos = 0;
+    while (buf.length - pos >= this.sizes.max) {
+      const cut = this.cut(buf, pos, buf.length);
+      chunks.push(buf.subarray(pos, cut));
+      pos = cut;
+    }
+    this.pending = pos === 0 ? buf : buf.subarray(pos);
+    if (this.pending.length > 0 && this.pending.buffer !== data.buffer && pos > 0) this.pending = Buffer.from(this.pending);
+    return chunks;
+  }
+
+  /** The last chunks, at the end of the input. */
+  end(): Buffer[] {
+    const buf = this.pending;
+    this.pending = Buffer.alloc(0);
+    const chunks: Buffer[] = [];
+    let pos = 0;
+    while (pos < buf.length) {
+      const cut = this.cut(buf, pos, buf.length);
+      chunks.push(buf.subarray(pos, cut));
+      pos = cut;
+    }
+    return chunks;
+  }
+
+  /** FastCDC's cut point with normalised chunking: a stricter mask before the average, a looser one after. */
+  private cut(buf: Buffer, start: number, end: number): number {
+    const { min, avg, max } = this.sizes;
+    const remaining = end - start;
+    if (remaining <= min) return end;
+    const limit = start + Math.min(remaining, max);
+    const normal = start + Math.min(remaining, avg);
+    const warm = start + min - 32;
+    const h = scan(buf, this.gear, warm, start + min, 0, 0);
+    const cutS = scan(buf, this.gear, start + min, normal, h, this.maskS);
+    if (cutS > 0) return cutS;
+    const cutL = scan(buf, this.gear, normal, limit, lastHash, this.maskL);
+    if (cutL > 0) return cutL;
+    return limit;
+  }
+}
+
+let lastHash = 0;
+
+/**
+ * Rolls the gear hash over buf[from, to) starting from `h`; returns the
+ * position after the first byte where `h & mask` is zero, or 0 (leaving the
+ * hash in `lastHash`). Kept small and monomorphic: this is the hot loop.
+ */
+function scan(buf: Uint8Array, gear: Int32Array, from: number, to: number, h: number, mask: number): number {
+  let hash = h;
+  if (mask === 0) {
+    for (let i = from; i < to; i += 1) hash = ((hash << 1) + (gear[buf[i] as number] as number)) | 0;
+    lastHash = hash;
+    return hash;
+  }
+  for (let i = from; i < to; i += 1) {
+    hash = ((hash << 1) + (gear[buf[i] as number] as number)) | 0;
+    if ((hash & mask) === 0) return i + 1;
+  }
+  lastHash = hash;
+  return 0;
+}

@@ -1,0 +1,98 @@
+import { BackendError } from '../backends/errors.js';
+import type { Archive } from './archive.js';
+import type { BlockWriter } from './block-writer.js';
+import { decodeRef, encodeRef, type ContentRef } from './content-ref.js';
+import { BlockType } from './format.js';
+import { pack, unpack } from './pack.js';
+
+/** One entry of a chunk index block: a block (or lower index) and the bytes it stands for. */
+type IndexEntry = [key: Buffer, size: number];
+
+const ENTRY_BYTES = 48;
+
+/**
+ * Turns a list of chunk keys into one reference: a single chunk is its own
+ * reference; more go into index blocks, cut where a key's last byte is zero
+ * (content-defined, so an insertion changes only the index blocks around it)
+ * or where a block would be full, level upon level until one remains.
+ */
+export async function indexChunks(writer: BlockWriter, chunks: Array<{ key: string; size: number }>, maxPlaintext: number): Promise<ContentRef | null> {
+  if (chunks.length === 0) return null;
+  let level = 0;
+  let entries: IndexEntry[] = chunks.map((c) => [Buffer.from(c.key, 'hex'), c.size]);
+  const perBlock = Math.max(2, Math.floor((maxPlaintext - 64) / ENTRY_BYTES));
+  while (entries.length > 1) {
+    const next: IndexEntry[] = [];
+    let group: IndexEntry[] = [];
+    let groupSize = 0;
+    const close = async (): Promise<void> => {
+      const key = await writer.add(BlockType.chunkIndex, pack(group));
+      next.push([Buffer.from(key, 'hex'), groupSize]);
+      group = [];
+      groupSize = 0;
+    };
+    for (const entry of entries) {
+      group.push(entry);
+      groupSize += entry[1];
+      if (group.length >= perBlock || (entry[0][31] === 0 && group.length > 1)) await close();
+    }
+    if (group.length > 0) await close();
+    entries = next;
+    level += 1;
+  }
+  const only = entries[0] as IndexEntry;
+  return { level, key: only[0].toString('hex') };
+}
+
+function decodeIndex(data: Buffer, key: string): IndexEntry[] {
+  const what = `index block ${key}`;
+  const value = unpack(data, what);
+  if (!Array.isArray(value)) throw new BackendError('corrupt', `${what} is not a list`);
+  for (const entry of value) {
+    if (!Array.isArray(entry) || !(entry[0] instanceof Uint8Array) || entry[0].length !== 32 || typeof entry[1] !== 'number') {
+      throw new BackendError('corrupt', `${what} holds a malformed entry`);
+    }
+  }
+  return value as IndexEntry[];
+}
+
+/** The data blocks behind a reference, in order, with their sizes. */
+export async function dataBlocks(archive: Archive, ref: ContentRef): Promise<Array<{ key: string; size: number }>> {
+  if (ref.level === 0) return [{ key: ref.key, size: -1 }];
+  const entries = decodeIndex(await archive.readBlock(ref.key, BlockType.chunkIndex), ref.key);
+  const out: Array<{ key: string; size: number }> = [];
+  for (const [key, size] of entries) {
+    const hex = Buffer.from(key).toString('hex');
+    if (ref.level === 1) out.push({ key: hex, size });
+    else out.push(...(await dataBlocks(archive, { level: ref.level - 1, key: hex })));
+  }
+  return out;
+}
+
+/** The bytes behind a reference, block by block, fetching a few blocks ahead. */
+export async function* readContent(archive: Archive, ref: ContentRef | null, ahead = 8): AsyncGenerator<Buffer> {
+  if (ref === null) return;
+  const blocks = await dataBlocks(archive, ref);
+  const queue: Array<Promise<Buffer>> = [];
+  let next = 0;
+  const fill = (): void => {
+    while (queue.length < ahead && next < blocks.length) {
+      const block = blocks[next] as { key: string; size: number };
+      next += 1;
+      const job = archive.readBlock(block.key, BlockType.data).then((data) => {
+        if (block.size >= 0 && data.length !== block.size) throw new BackendError('corrupt', `block ${block.key} holds ${data.length} bytes, its index says ${block.size}`);
+        return data;
+      });
+      job.catch(() => undefined);
+      queue.push(job);
+    }
+  };
+  fill();
+  while (queue.length > 0) {
+    const data = await (queue.shift() as Promise<Buffer>);
+    fill();
+    yield data;
+  }
+}
+
+export { decodeRef, encodeRef };

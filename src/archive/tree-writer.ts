@@ -1,0 +1,275 @@
+import { promises as fsp, type BigIntStats } from 'node:fs';
+import * as path from 'node:path';
+import { BackendError } from '../backends/errors.js';
+import type { BlockWriter } from './block-writer.js';
+import { Chunker, type ChunkSizes } from './chunker.js';
+import { indexChunks } from './content.js';
+import type { ContentRef } from './content-ref.js';
+import { writeDirectory } from './directory.js';
+import type { FileCache } from './file-cache.js';
+import { BlockType } from './format.js';
+import { OwnerNames } from './owner-names.js';
+import { Semaphore } from './semaphore.js';
+import type { Entry, Time } from './tree-entry.js';
+
+export interface TreeProgress {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  /** Bytes of files found unchanged in the file cache (not read). */
+  bytesCached: number;
+  skipped: number;
+  /** The file being read, for a progress line. */
+  current: string;
+}
+
+export interface TreeWriterOptions {
+  writer: BlockWriter;
+  gear: Int32Array;
+  sizes: ChunkSizes;
+  maxPlaintext: number;
+  cache?: FileCache | undefined;
+  /** True when the path (relative to the source, leading `/`, directories with a trailing `/`) is included. */
+  include?: (relPath: string, isDir: boolean) => boolean;
+  /** Absolute paths never snapshotted (the archive itself, the file cache). */
+  excludeAbsolute?: string[];
+  /** Called for each file or directory skipped, with the reason. */
+  onSkip?: (relPath: string, reason: string) => void;
+  /** Called after roughly every `checkpointBytes` read, to flush and commit the file cache. */
+  onCheckpoint?: () => Promise<void>;
+  checkpointBytes?: number;
+}
+
+interface HardLinkTarget {
+  path: Buffer[];
+  content: Promise<ContentRef | null | undefined>;
+}
+
+const READ_SIZE = 8 * 1024 * 1024;
+const SLASH = Buffer.from('/');
+
+function time(ns: bigint): Time {
+  let sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += 1_000_000_000n;
+  }
+  return [Number(sec), Number(nsec)];
+}
+
+/**
+ * Walks source trees in a fixed order (sorted names, depth first) and turns
+ * them into directory blocks. Files are read, chunked and handed to the
+ * BlockWriter several at a time; hard links are decided in walk order, so
+ * the result is deterministic.
+ */
+export class TreeWriter {
+  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, current: '' };
+  private readonly names = new OwnerNames();
+  private readonly hardLinks = new Map<string, HardLinkTarget>();
+  private readonly reading = new Semaphore(6);
+  private readonly excluded: Set<string>;
+  private sinceCheckpoint = 0;
+  private checkpointing: Promise<void> | null = null;
+
+  constructor(private readonly options: TreeWriterOptions) {
+    this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
+  }
+
+  /**
+   * Snapshots PATHs: one directory becomes the root itself (its own metadata
+   * returned as rootEntry); anything else becomes a root holding one entry
+   * per path, named by its last component.
+   */
+  async snapshotPaths(paths: string[]): Promise<{ root: ContentRef; rootEntry?: Entry }> {
+    const absolute = paths.map((p) => path.resolve(p));
+    const stats = await Promise.all(absolute.map(async (p) => {
+      try {
+        return await fsp.lstat(p, { bigint: true });
+      } catch (err) {
+        throw new BackendError('badRequest', `cannot snapshot ${p}: ${(err as Error).message}`);
+      }
+    }));
+    if (absolute.length === 1 && (stats[0] as BigIntStats).isDirectory()) {
+      const abs = Buffer.from(absolute[0] as string);
+      const root = await this.directory(abs, [], '');
+      const rootEntry = this.baseEntry(Buffer.from(path.basename(absolute[0] as string) || 'root'), stats[0] as BigIntStats, 'dir');
+      rootEntry.content = root;
+      return { root, rootEntry };
+    }
+    const seen = new Set<string>();
+    const entries: Array<Promise<Entry | null>> = [];
+    for (let i = 0; i < absolute.length; i += 1) {
+      const abs = absolute[i] as string;
+      const name = path.basename(abs);
+      if (name === '' || seen.has(name)) throw new BackendError('badRequest', `two paths end in ${JSON.stringify(name)}: snapshot them under different tags or one common parent`);
+      seen.add(name);
+      entries.push(this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats));
+    }
+    const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
+    this.progress.dirs += 1;
+    return { root: await writeDirectory(this.options.writer, done, this.options.maxPlaintext) };
+  }
+
+  private baseEntry(name: Buffer, st: BigIntStats, type: Entry['type']): Entry {
+    const uid = Number(st.uid);
+    const gid = Number(st.gid);
+    const entry: Entry = { name, type, mode: Number(st.mode & 0o7777n), uid, gid, mtime: time(st.mtimeNs), size: 0 };
+    const user = this.names.user(uid);
+    const group = this.names.group(gid);
+    if (user !== undefined) entry.user = user;
+    if (group !== undefined) entry.group = group;
+    return entry;
+  }
+
+  private skip(relPath: string, reason: string): null {
+    this.progress.skipped += 1;
+    this.options.onSkip?.(relPath, reason);
+    return null;
+  }
+
+  private async directory(abs: Buffer, rel: Buffer[], relText: string): Promise<ContentRef> {
+    const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+    const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
+    const entries: Array<Entry | null | Promise<Entry | null>> = [];
+    for (let i = 0; i < names.length; i += 1) {
+      const name = names[i] as Buffer;
+      const st = stats[i] as BigIntStats | Error;
+      const childAbs = Buffer.concat([abs, SLASH, name]);
+      const childRel = `${relText}/${name.toString('utf8')}`;
+      if (st instanceof Error) {
+        this.skip(childRel, st.message);
+        continue;
+      }
+      const isDir = st.isDirectory();
+      if (this.options.include !== undefined && !this.options.include(isDir ? `${childRel}/` : childRel, isDir)) continue;
+      if (this.excluded.has(childAbs.toString())) continue;
+      const entry = this.child(childAbs, name, rel, relText, st);
+      // Directories are walked one after the other (hard links are decided in walk order); files overlap.
+      entries.push(isDir ? await entry : entry);
+    }
+    const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
+    this.progress.dirs += 1;
+    return writeDirectory(this.options.writer, done, this.options.maxPlaintext);
+  }
+
+  /** The entry for one path; starts reading a file but does not wait for it. */
+  private child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats): Promise<Entry | null> {
+    const rel = [...parentRel, name];
+    const relText = `${parentText}/${name.toString('utf8')}`;
+    if (st.isDirectory()) {
+      const entry = this.baseEntry(name, st, 'dir');
+      return this.directory(abs, rel, relText).then((ref) => {
+        entry.content = ref;
+        return entry;
+      }, (err: Error) => this.skip(`${relText}/`, err.message));
+    }
+    if (st.isFile()) return this.file(abs, name, rel, relText, st);
+    if (st.isSymbolicLink()) {
+      return fsp.readlink(abs, { encoding: 'buffer' }).then((target) => {
+        const entry = this.baseEntry(name, st, 'symlink');
+        entry.target = target;
+        entry.size = target.length;
+        return entry;
+      }, (err: Error) => this.skip(relText, err.message));
+    }
+    if (st.isFIFO()) return Promise.resolve(this.baseEntry(name, st, 'fifo'));
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const entry = this.baseEntry(name, st, st.isCharacterDevice() ? 'char' : 'block');
+      entry.rdev = Number(st.rdev);
+      return Promise.resolve(entry);
+    }
+    if (st.isSocket()) return Promise.resolve(this.skip(relText, 'socket (not restorable; skipped)'));
+    return Promise.resolve(this.skip(relText, 'unknown file type'));
+  }
+
+  private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
+    const entry = this.baseEntry(name, st, 'file');
+    if (st.nlink > 1n) {
+      const id = `${st.dev}:${st.ino}`;
+      const first = this.hardLinks.get(id);
+      if (first !== undefined) {
+        entry.type = 'hardlink';
+        entry.link = first.path;
+        return first.content.then((content) => {
+          if (content === undefined) return this.skip(relText, 'hard link to a file that was skipped');
+          entry.content = content;
+          entry.size = Number(st.size);
+          return entry;
+        });
+      }
+      const content = this.readFile(abs, relText, st).then((r) => {
+        if (r === null) return undefined;
+        entry.size = r.size;
+        return r.ref;
+      });
+      this.hardLinks.set(id, { path: rel, content });
+      return content.then((c) => {
+        if (c === undefined) return null;
+        entry.content = c;
+        return entry;
+      });
+    }
+    return this.readFile(abs, relText, st).then((r) => {
+      if (r === null) return null;
+      entry.content = r.ref;
+      entry.size = r.size;
+      return entry;
+    });
+  }
+
+  private async readFile(abs: Buffer, relText: string, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number } | null> {
+    const { cache, writer } = this.options;
+    const id = { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
+    this.progress.files += 1;
+    if (st.size === 0n) return { ref: null, size: 0 };
+    const cached = cache?.lookup(abs, id);
+    if (cached !== undefined && cached !== null) {
+      this.progress.bytesCached += Number(st.size);
+      return { ref: cached, size: Number(st.size) };
+    }
+    const release = await this.reading.acquire();
+    try {
+      this.progress.current = relText;
+      const handle = await fsp.open(abs, 'r');
+      const chunks: Array<{ key: string; size: number }> = [];
+      let size = 0;
+      try {
+        const chunker = new Chunker(this.options.gear, this.options.sizes);
+        const readSize = Number(st.size) < READ_SIZE ? Math.max(Number(st.size) + 1, 4096) : READ_SIZE;
+        for (;;) {
+          const buffer = Buffer.allocUnsafe(readSize);
+          const { bytesRead } = await handle.read(buffer, 0, readSize, null);
+          if (bytesRead === 0) break;
+          size += bytesRead;
+          this.progress.bytesRead += bytesRead;
+          for (const chunk of chunker.push(buffer.subarray(0, bytesRead))) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+        }
+        for (const chunk of chunker.end()) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+      } finally {
+        await handle.close();
+      }
+      const ref = await indexChunks(writer, chunks, this.options.maxPlaintext);
+      if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
+      this.sinceCheckpoint += size;
+      await this.maybeCheckpoint();
+      return { ref, size };
+    } catch (err) {
+      if (err instanceof BackendError) throw err;
+      return this.skip(relText, (err as Error).message);
+    } finally {
+      release();
+    }
+  }
+
+  private async maybeCheckpoint(): Promise<void> {
+    const every = this.options.checkpointBytes ?? 1024 * 1024 * 1024;
+    if (this.options.onCheckpoint === undefined || this.sinceCheckpoint < every || this.checkpointing !== null) return;
+    this.sinceCheckpoint = 0;
+    this.checkpointing = this.options.onCheckpoint().finally(() => {
+      this.checkpointing = null;
+    });
+    await this.checkpointing;
+  }
+}

@@ -1,0 +1,107 @@
+import type { Command } from 'commander';
+import { FileCache } from '../../archive/file-cache.js';
+import { includedByRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
+import { snapshotTree, type SnapshotResult } from '../../archive/snapshot.js';
+import type { Archive } from '../../archive/archive.js';
+import { splitIdentifier } from '../../protocol/identifier.js';
+import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
+import { formatBytes, Progress, runAction } from './output.js';
+
+export interface Filter {
+  include?: string;
+  exclude?: string;
+}
+
+export interface SnapshotCommandOptions {
+  comment?: string;
+  /** Command-line filters, in the order given, after the config file's. */
+  filters?: Filter[];
+  quiet?: boolean;
+  verbose?: boolean;
+  /** Seal on this many worker threads (tests use 0 or 1). */
+  workers?: number;
+}
+
+/** Paths a snapshot must never include: the local files of the archive and the file cache. */
+export function ownFiles(ctx: CommandContext): string[] {
+  const out: string[] = [];
+  if (ctx.config.fileCache !== '') out.push(ctx.config.fileCache, `${ctx.config.fileCache}-wal`, `${ctx.config.fileCache}-shm`);
+  try {
+    const argv = splitIdentifier(ctx.config.archive);
+    if (argv[0] === 'backend-fs') out.push(...argv.slice(2).filter((a) => a.startsWith('/')));
+  } catch {
+    // not ours to judge
+  }
+  return out;
+}
+
+export function compileFilters(filters: Filter[]): RegexRule[] {
+  return filters.map((f) => (f.include !== undefined ? regexRule(true, f.include) : regexRule(false, f.exclude as string)));
+}
+
+/** `cairn snapshot TAG PATH...`: the plain function (tests call it directly). */
+export async function snapshotCommand(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions = {}): Promise<SnapshotResult> {
+  const rules = compileFilters([...ctx.config.filters, ...(options.filters ?? [])]);
+  return withArchive(ctx, async (archive: Archive) => {
+    const cache = ctx.config.fileCache === '' ? undefined : FileCache.open(ctx.config.fileCache, archive.keys.fingerprint);
+    let progress: Progress | null = null;
+    try {
+      return await snapshotTree(archive, paths, {
+        tag,
+        comment: options.comment ?? '',
+        include: rules.length === 0 ? undefined : (rel) => includedByRegex(rules, rel),
+        excludeAbsolute: ownFiles(ctx),
+        ...(cache !== undefined ? { cache } : {}),
+        ...(options.workers !== undefined ? { workers: options.workers } : {}),
+        compression: ctx.config.compression,
+        compressionLevel: ctx.config.compressionLevel,
+        onSkip: (path, reason) => {
+          if (options.quiet !== true) (progress ?? { log: (t: string) => process.stderr.write(`${t}\n`) }).log(`skipped ${path}: ${reason}`);
+        },
+        onStart: (tree, writes) => {
+          const started = Date.now();
+          progress = new Progress(() => {
+            const secs = Math.max(0.001, (Date.now() - started) / 1000);
+            const rate = formatBytes(tree.bytesRead / secs);
+            const current = options.verbose === true ? ` ${tree.current}` : '';
+            return `${tree.files} files, ${formatBytes(tree.bytesRead)} read (${rate}/s), ${formatBytes(tree.bytesCached)} unchanged, ` +
+              `${writes.blocksUploaded} blocks uploaded (${formatBytes(writes.bytesUploaded)}), ${writes.blocksReused} reused${current}`;
+          }, options.quiet === true);
+          progress.start();
+        },
+      });
+    } finally {
+      (progress as Progress | null)?.stop();
+      cache?.close();
+    }
+  });
+}
+
+export function register(program: Command, globals: () => GlobalOptions): void {
+  const filters: Filter[] = [];
+  program.command('snapshot')
+    .description('snapshot PATHs onto TAG (uploads only blocks the archive lacks)')
+    .argument('<tag>', 'the tag to move to the new snapshot')
+    .argument('<path...>', 'files and directories to snapshot')
+    .option('--comment <text>', 'a comment stored with the snapshot')
+    .option('--exclude <regex>', 'leave out paths matching (relative, leading /, directories end in /); repeatable, ordered with --include', (v: string) => {
+      filters.push({ exclude: v });
+      return v;
+    })
+    .option('--include <regex>', 'keep paths matching, even under a later --exclude; first match wins', (v: string) => {
+      filters.push({ include: v });
+      return v;
+    })
+    .option('-q, --quiet', 'print only the result')
+    .option('-v, --verbose', 'show the file being read')
+    .action(runAction(async (tag: string, paths: string[], opts: { comment?: string; quiet?: boolean; verbose?: boolean }) => {
+      const ctx = await loadContext(globals());
+      const result = await snapshotCommand(ctx, tag, paths, { ...opts, filters });
+      const s = result.record.stats;
+      if (opts.quiet !== true) {
+        process.stderr.write(`${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytesRead)} read; ${s.blocksUploaded} blocks uploaded (${formatBytes(s.bytesUploaded)}), ` +
+          `${s.blocksReused} reused; ${s.skipped} skipped; ${(s.durationMs / 1000).toFixed(1)} s\n`);
+      }
+      process.stdout.write(`snapshot ${result.id}\nroot ${result.root === null ? '-' : `${result.root.key} (level ${result.root.level})`}\n`);
+    }));
+}
