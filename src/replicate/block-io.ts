@@ -80,11 +80,10 @@ export class BlockIO {
       const outcomes = await Promise.all(picks.map((m) => set.writes.add(async () => {
         try {
           await set.call(m, (b) => b.put(key, data));
+          set.dirty.add(m.id);
           return null;
         } catch (err) {
           return toBackendError(err).message;
-        } finally {
-          set.dirty.add(m.id);
         }
       })));
       picks.forEach((m, i) => {

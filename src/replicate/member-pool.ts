@@ -61,12 +61,19 @@ export class MemberPool {
     return this.isDown(id) ? this.down.get(id)?.reason : undefined;
   }
 
-  /** Tries to reach the member now; true when it answers. */
+  /** Tries to reach the member now (an open connection is asked for its membership tag); true when it answers as a member. */
   async probe(member: MemberRow): Promise<boolean> {
+    let backend: Backend;
     try {
-      await this.get(member);
-      return true;
+      backend = await this.get(member);
     } catch {
+      return false;
+    }
+    try {
+      await this.checkMembership(member, backend);
+      return true;
+    } catch (err) {
+      this.markDown(member, toBackendError(err).message);
       return false;
     }
   }
@@ -131,7 +138,7 @@ export class MemberPool {
 
   private async checkMembership(member: MemberRow, backend: Backend): Promise<void> {
     const setName = this.db.setName();
-    const carried = backend.info().member ?? memberOf(await backend.getTag(MEMBER_TAG));
+    const carried = memberOf(await backend.getTag(MEMBER_TAG));
     if (carried !== undefined && carried !== setName) {
       throw new BackendError('badRequest', `the archive of member ${member.name} belongs to the replicated set ${JSON.stringify(carried)}, not ${JSON.stringify(setName)}`);
     }

@@ -10,7 +10,7 @@ import { rebuildCache, verify } from './replica-verify.js';
 import type { ReplicatedBackend } from './replicated-backend.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
-const ADD_USAGE = "add-member NAME 'IDENTIFIER' TRUST [--read W] [--write W]";
+const ADD_USAGE = "add-member NAME 'IDENTIFIER' TRUST [--read W] [--write W] [--offline]";
 
 function parseTrust(text: string | undefined): number {
   if (text === undefined || !/^\d{1,3}%?$/.test(text) || Number.parseInt(text, 10) > 100) {
@@ -49,7 +49,7 @@ export function replicaAdminTable(backend: ReplicatedBackend): AdminTable {
     status: { usage: 'status', summary: 'per member: state, trust, weights, blocks, bytes, unknowns; blocks short of 100% trust', run: () => status(backend) },
     'add-member': {
       usage: ADD_USAGE,
-      summary: 'add a member archive (weights default to 1)',
+      summary: 'add a member archive (weights default to 1; --offline: it cannot be reached now)',
       run: (args) => addMember(backend, args),
     },
     'set-trust': {
@@ -134,10 +134,12 @@ async function addMember(backend: ReplicatedBackend, args: string[]): Promise<Ad
   const positional: string[] = [];
   let read = 1;
   let write = 1;
+  let offline = false;
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] as string;
     if (arg === '--read') read = parseWeight(args[(i += 1)], 'read');
     else if (arg === '--write') write = parseWeight(args[(i += 1)], 'write');
+    else if (arg === '--offline') offline = true;
     else positional.push(arg);
   }
   if (positional.length !== 3) throw new BackendError('badRequest', `usage: ${ADD_USAGE}`);
@@ -154,11 +156,17 @@ async function addMember(backend: ReplicatedBackend, args: string[]): Promise<Ad
   const same = members.find((m) => m.identifier === identifier && m.state !== 'lost');
   if (same !== undefined) throw new BackendError('badRequest', `member ${same.name} already has that identifier`);
 
+  if (offline) {
+    db.addMember({ name, identifier, trust, readWeight: read, writeWeight: write, state: 'active', joined: 0 });
+    set.reloadMembers();
+    const text = `added member ${name} (not contacted: it gets its membership tag when first reached): trust ${trust}%, read weight ${read}, write weight ${write}`;
+    return { text, data: { name, trust, readWeight: read, writeWeight: write, notes: [] } };
+  }
   let archive;
   try {
     archive = await set.openArchive(identifier);
   } catch (err) {
-    throw new BackendError('unavailable', `cannot reach the new member: ${toBackendError(err).message}`);
+    throw new BackendError('unavailable', `cannot reach the new member (add --offline to add it anyway): ${toBackendError(err).message}`);
   }
   const notes: string[] = [];
   try {
