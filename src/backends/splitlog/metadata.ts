@@ -1,0 +1,261 @@
+/**
+ * The splitlog metadata: a SQLite file (better-sqlite3, WAL mode,
+ * `PRAGMA user_version` = SCHEMA_VERSION) that is a REBUILDABLE CACHE of the
+ * logs. Everything in it can be recomputed by `reindex` from the log records,
+ * settings included (they are logged as config records), except two
+ * transient things that are not worth keeping across a rebuild: tag locks
+ * (they expire anyway) and the writer lock row.
+ *
+ * Only the process holding the writer lock applies records; tag locks and
+ * the writer lock itself are changed by anyone, in short IMMEDIATE
+ * transactions. No transaction is ever held open across an `await`.
+ */
+import { chmodSync, closeSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Kind } from './record.js';
+import { HEADER_SIZE, isRemoval, kindOf, RecordType } from './record.js';
+
+export const SCHEMA_VERSION = 1;
+
+/** Where a record lies: log number, byte offset, whole record length. */
+export interface Location {
+  log: number;
+  offset: number;
+  length: number;
+}
+
+/** A record as the index sees it. `value` only for config records. */
+export interface IndexOp {
+  type: RecordType;
+  name: string;
+  loc: Location;
+  value?: string;
+}
+
+export interface Position {
+  log: number;
+  offset: number;
+}
+
+export interface LogUsage {
+  log: number;
+  /** Bytes of the log covered by the index. */
+  size: number;
+  /** Bytes of records that are the current state (values and needed removals). */
+  live: number;
+}
+
+interface LocRow { log: number; offset: number; length: number }
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, log INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, log INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config (name TEXT PRIMARY KEY, value TEXT NOT NULL, log INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (kind TEXT NOT NULL, name TEXT NOT NULL, log INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, PRIMARY KEY (kind, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead (kind TEXT NOT NULL, name TEXT NOT NULL, log INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_by_name ON dead (kind, name);
+CREATE INDEX IF NOT EXISTS dead_by_log ON dead (log);
+CREATE INDEX IF NOT EXISTS blocks_by_log ON blocks (log, offset);
+CREATE TABLE IF NOT EXISTS logs (log INTEGER PRIMARY KEY, size INTEGER NOT NULL, live INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
+const VALUE_TABLE: Record<Kind, 'blocks' | 'tags' | 'config'> = { block: 'blocks', tag: 'tags', config: 'config' };
+const KEY_COLUMN: Record<Kind, 'key' | 'name'> = { block: 'key', tag: 'name', config: 'name' };
+
+/** Thrown when the file is missing, unreadable, or marked as needing a reindex. */
+export class MetadataUnusable extends Error {}
+
+function prepareAll(db: Database.Database) {
+  const byKind = (kind: Kind) => {
+    const table = VALUE_TABLE[kind];
+    const col = KEY_COLUMN[kind];
+    return {
+      get: db.prepare<[string], LocRow>(`SELECT log, offset, length FROM ${table} WHERE ${col} = ?`),
+      del: db.prepare<[string]>(`DELETE FROM ${table} WHERE ${col} = ?`),
+      byLog: db.prepare<[number], LocRow & { name: string }>(`SELECT ${col} AS name, log, offset, length FROM ${table} WHERE log = ? ORDER BY offset`),
+    };
+  };
+  return {
+    block: byKind('block'),
+    tag: byKind('tag'),
+    config: byKind('config'),
+    putBlock: db.prepare<[string, number, number, number]>('INSERT OR REPLACE INTO blocks (key, log, offset, length) VALUES (?, ?, ?, ?)'),
+    putTag: db.prepare<[string, number, number, number]>('INSERT OR REPLACE INTO tags (name, log, offset, length) VALUES (?, ?, ?, ?)'),
+    putConfig: db.prepare<[string, string, number, number, number]>('INSERT OR REPLACE INTO config (name, value, log, offset, length) VALUES (?, ?, ?, ?, ?)'),
+    configAll: db.prepare<[], { name: string; value: string }>('SELECT name, value FROM config'),
+    tombGet: db.prepare<[string, string], LocRow>('SELECT log, offset, length FROM tombstones WHERE kind = ? AND name = ?'),
+    tombDel: db.prepare<[string, string]>('DELETE FROM tombstones WHERE kind = ? AND name = ?'),
+    tombPut: db.prepare<[string, string, number, number, number]>('INSERT OR REPLACE INTO tombstones (kind, name, log, offset, length) VALUES (?, ?, ?, ?, ?)'),
+    tombByLog: db.prepare<[number], LocRow & { kind: Kind; name: string }>('SELECT kind, name, log, offset, length FROM tombstones WHERE log = ? ORDER BY offset'),
+    tombAll: db.prepare<[], LocRow & { kind: Kind; name: string }>('SELECT kind, name, log, offset, length FROM tombstones'),
+    deadAdd: db.prepare<[string, string, number]>('INSERT INTO dead (kind, name, log) VALUES (?, ?, ?)'),
+    deadOutside: db.prepare<[string, string], { log: number }>('SELECT log FROM dead WHERE kind = ? AND name = ?'),
+    deadDropLog: db.prepare<[number]>('DELETE FROM dead WHERE log = ?'),
+    logGrow: db.prepare<[number, number]>('INSERT INTO logs (log, size, live) VALUES (?, ?, 0) ON CONFLICT (log) DO UPDATE SET size = max(size, excluded.size)'),
+    logLive: db.prepare<[number, number]>('INSERT INTO logs (log, size, live) VALUES (?, 0, ?) ON CONFLICT (log) DO UPDATE SET live = live + excluded.live'),
+    logDrop: db.prepare<[number]>('DELETE FROM logs WHERE log = ?'),
+    logAll: db.prepare<[], LogUsage>('SELECT log, size, live FROM logs ORDER BY log'),
+    metaGet: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE name = ?'),
+    metaSet: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
+    metaDel: db.prepare<[string]>('DELETE FROM meta WHERE name = ?'),
+    blockCount: db.prepare<[], { n: number; bytes: number | null }>(`SELECT count(*) AS n, sum(length - ${HEADER_SIZE} - length(key)) AS bytes FROM blocks`),
+    listBlocks: db.prepare<[string, number], { key: string }>('SELECT key FROM blocks WHERE key > ? ORDER BY key LIMIT ?'),
+    listTags: db.prepare<[], { name: string }>('SELECT name FROM tags ORDER BY name'),
+    lockGet: db.prepare<[string], { owner: string; expires: number }>('SELECT owner, expires FROM locks WHERE name = ?'),
+    lockSet: db.prepare<[string, string, number]>('INSERT OR REPLACE INTO locks (name, owner, expires) VALUES (?, ?, ?)'),
+    lockDel: db.prepare<[string]>('DELETE FROM locks WHERE name = ?'),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareAll>;
+
+export class Metadata {
+  readonly s: Statements;
+
+  private constructor(readonly db: Database.Database, readonly file: string) {
+    this.s = prepareAll(db);
+  }
+
+  /**
+   * Opens an existing metadata file. Throws MetadataUnusable when it is
+   * missing (and `create` is false), unreadable, or flagged for a reindex.
+   */
+  static open(file: string, options: { create: boolean; markForReindex?: boolean }): Metadata {
+    if (options.create) {
+      try {
+        closeSync(openSync(file, 'wx', 0o600));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(file, { fileMustExist: true, timeout: 10_000 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') throw new MetadataUnusable(`the metadata file ${file} does not exist`);
+      throw new MetadataUnusable(`cannot open the metadata file ${file}: ${(err as Error).message}`);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      // The logs are fsynced before every commit and the file is a cache of them:
+      // a commit lost by a power failure is redone from the logs at start-up.
+      db.pragma('synchronous = NORMAL');
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version === 0) {
+        if (!options.create) throw new MetadataUnusable(`the metadata file ${file} is empty (no splitlog schema)`);
+        db.transaction(() => {
+          db.exec(SCHEMA);
+          // A file created to be rebuilt stays unusable until the rebuild commits.
+          if (options.markForReindex === true) db.prepare("INSERT OR REPLACE INTO meta (name, value) VALUES ('needsReindex', '1')").run();
+          db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }).immediate();
+      } else if (version !== SCHEMA_VERSION) {
+        throw new MetadataUnusable(`the metadata file ${file} has schema version ${version}; this cairn knows version ${SCHEMA_VERSION}`);
+      }
+      const metadata = new Metadata(db, file);
+      if (options.markForReindex !== true && metadata.getMeta('needsReindex') === '1') {
+        throw new MetadataUnusable(`the metadata file ${file} was being rebuilt when a reindex stopped`);
+      }
+      try {
+        chmodSync(file, 0o600);
+      } catch {
+        // not ours to change: leave it
+      }
+      return metadata;
+    } catch (err) {
+      db.close();
+      if (err instanceof MetadataUnusable) throw err;
+      throw new MetadataUnusable(`cannot read the metadata file ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  getMeta(name: string): string | undefined {
+    return this.s.metaGet.get(name)?.value;
+  }
+
+  setMeta(name: string, value: string): void {
+    this.s.metaSet.run(name, value);
+  }
+
+  deleteMeta(name: string): void {
+    this.s.metaDel.run(name);
+  }
+
+  position(): Position {
+    return { log: Number(this.getMeta('posLog') ?? 1), offset: Number(this.getMeta('posOffset') ?? 0) };
+  }
+
+  setPosition(pos: Position): void {
+    this.setMeta('posLog', String(pos.log));
+    this.setMeta('posOffset', String(pos.offset));
+  }
+
+  lookup(kind: Kind, name: string): Location | null {
+    return this.s[kind].get.get(name) ?? null;
+  }
+
+  configValues(): Map<string, string> {
+    return new Map(this.s.configAll.all().map((r) => [r.name, r.value]));
+  }
+
+  /** Runs `fn` in an IMMEDIATE transaction (the caller is synchronous throughout). */
+  immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * Applies one record, last record wins. Idempotent: applying a record
+   * already indexed at the same place changes nothing. Keeps the per-log
+   * live byte counts, the removals still needed, and where superseded values
+   * lie (so compaction knows which removals must be kept).
+   */
+  apply(op: IndexOp): void {
+    const { loc, name } = op;
+    const kind = kindOf(op.type);
+    this.s.logGrow.run(loc.log, loc.offset + loc.length);
+    const current = this.s[kind].get.get(name);
+    const tomb = kind === 'config' ? undefined : this.s.tombGet.get(kind, name);
+    if (isRemoval(op.type)) {
+      if (tomb !== undefined && tomb.log === loc.log && tomb.offset === loc.offset) return;
+      if (tomb !== undefined) this.s.logLive.run(tomb.log, -tomb.length);
+      if (current !== undefined) {
+        this.s[kind].del.run(name);
+        this.s.deadAdd.run(kind, name, current.log);
+        this.s.logLive.run(current.log, -current.length);
+      }
+      this.s.tombPut.run(kind, name, loc.log, loc.offset, loc.length);
+      this.s.logLive.run(loc.log, loc.length);
+      return;
+    }
+    if (current !== undefined && current.log === loc.log && current.offset === loc.offset) return;
+    if (current !== undefined) {
+      if (kind !== 'config') this.s.deadAdd.run(kind, name, current.log);
+      this.s.logLive.run(current.log, -current.length);
+    }
+    if (tomb !== undefined) {
+      this.s.tombDel.run(kind, name);
+      this.s.logLive.run(tomb.log, -tomb.length);
+    }
+    if (kind === 'block') this.s.putBlock.run(name, loc.log, loc.offset, loc.length);
+    else if (kind === 'tag') this.s.putTag.run(name, loc.log, loc.offset, loc.length);
+    else this.s.putConfig.run(name, op.value ?? '', loc.log, loc.offset, loc.length);
+    this.s.logLive.run(loc.log, loc.length);
+  }
+
+  /** Forgets everything derived from the logs (reindex starts from here). Locks stay. */
+  clearIndex(): void {
+    this.db.exec('DELETE FROM blocks; DELETE FROM tags; DELETE FROM config; DELETE FROM tombstones; DELETE FROM dead; DELETE FROM logs;');
+    this.deleteMeta('posLog');
+    this.deleteMeta('posOffset');
+  }
+
+  logUsage(): LogUsage[] {
+    return this.s.logAll.all();
+  }
+}
