@@ -1,7 +1,6 @@
 import { fsFactory } from './fs/factory.js';
 import { memoryFactory } from './memory/factory.js';
 import { splitlogFactory } from './splitlog/factory.js';
-import { splitlogFactory } from './splitlog/factory.js';
 import { sftpFactory } from './sftp/factory.js';
 import { cacheFactory } from './cache/factory.js';
 import { throttleFactory } from './throttle/factory.js';
@@ -12,7 +11,6 @@ import { register, UsageError, type RegisteredBackend } from './factory.js';
 /** Every backend cairn ships (conventions.md, 4: one line each, no registration by side effect). */
 export const BACKENDS: readonly RegisteredBackend[] = [
   register(fsFactory),
-  register(splitlogFactory),
   register(splitlogFactory),
   register(memoryFactory),
   register(replicatedFactory),
