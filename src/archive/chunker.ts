@@ -41,32 +41,34 @@ export class Chunker {
     this.maskL = topMask(bits - 2);
   }
 
-  /** Feeds bytes; returns the chunks that are now complete (views of the input; do not reuse it). */
-  push(data: Buffer): Buffer[] {
-    const buf = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+  /**
+   * Cuts `buf` into chunks. Without `final`, the bytes after the last cut
+   * that can be decided (fewer than `max` bytes) come back as `rest`, to be
+   * put in front of the next bytes. Chunks are views of `buf`.
+   */
+  split(buf: Buffer, final: boolean): { chunks: Buffer[]; rest: Buffer } {
     const chunks: Buffer[] = [];
     let pos = 0;
-    while (buf.length - pos >= this.sizes.max) {
+    while (buf.length - pos >= this.sizes.max || (final && pos < buf.length)) {
       const cut = this.cut(buf, pos, buf.length);
       chunks.push(buf.subarray(pos, cut));
       pos = cut;
     }
-    this.pending = pos === 0 ? buf : buf.subarray(pos);
-    if (this.pending.length > 0 && this.pending.buffer !== data.buffer && pos > 0) this.pending = Buffer.from(this.pending);
+    return { chunks, rest: buf.subarray(pos) };
+  }
+
+  /** Feeds bytes of a stream; returns the chunks now complete (views: do not reuse the input). */
+  push(data: Buffer): Buffer[] {
+    const buf = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    const { chunks, rest } = this.split(buf, false);
+    this.pending = rest;
     return chunks;
   }
 
-  /** The last chunks, at the end of the input. */
+  /** The last chunks of a stream. */
   end(): Buffer[] {
-    const buf = this.pending;
+    const { chunks } = this.split(this.pending, true);
     this.pending = Buffer.alloc(0);
-    const chunks: Buffer[] = [];
-    let pos = 0;
-    while (pos < buf.length) {
-      const cut = this.cut(buf, pos, buf.length);
-      chunks.push(buf.subarray(pos, cut));
-      pos = cut;
-    }
     return chunks;
   }
 

@@ -156,7 +156,7 @@ export class Extractor {
     try {
       let position = 0;
       for await (const block of readContent(this.archive, entry.content ?? null)) {
-        if (!isZero(block)) await handle.write(block, 0, block.length, position);
+        await writeSparse(handle, block, position);
         position += block.length;
         this.stats.bytes += block.length;
       }
@@ -183,14 +183,22 @@ export class Extractor {
   }
 }
 
-const ZERO = Buffer.alloc(1024 * 1024);
+const PAGE = 64 * 1024;
+const ZERO = Buffer.alloc(PAGE);
 
-function isZero(block: Buffer): boolean {
-  for (let i = 0; i < block.length; i += ZERO.length) {
-    const part = block.subarray(i, Math.min(block.length, i + ZERO.length));
-    if (!part.equals(ZERO.subarray(0, part.length))) return false;
+/** Writes a block at `position`, leaving holes where whole 64 KiB pages are zero (truncate sets the length). */
+async function writeSparse(handle: fsp.FileHandle, block: Buffer, position: number): Promise<void> {
+  let start = -1;
+  for (let i = 0; i < block.length; i += PAGE) {
+    const page = block.subarray(i, Math.min(block.length, i + PAGE));
+    const zero = page.equals(ZERO.subarray(0, page.length));
+    if (!zero && start < 0) start = i;
+    if (zero && start >= 0) {
+      await handle.write(block, start, i - start, position + start);
+      start = -1;
+    }
   }
-  return true;
+  if (start >= 0) await handle.write(block, start, block.length - start, position + start);
 }
 
 /** DEST must not exist (it is created) or be an empty directory. */

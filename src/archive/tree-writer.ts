@@ -238,15 +238,19 @@ export class TreeWriter {
       try {
         const chunker = new Chunker(this.options.gear, this.options.sizes);
         const readSize = Number(st.size) < READ_SIZE ? Math.max(Number(st.size) + 1, 4096) : READ_SIZE;
+        let rest: Buffer = Buffer.alloc(0);
         for (;;) {
-          const buffer = Buffer.allocUnsafe(readSize);
-          const { bytesRead } = await handle.read(buffer, 0, readSize, null);
-          if (bytesRead === 0) break;
+          // A fresh buffer each time (chunks are views of it and live on in the writer); only the undecided tail is copied.
+          const buffer = Buffer.allocUnsafe(rest.length + readSize);
+          rest.copy(buffer, 0);
+          const { bytesRead } = await handle.read(buffer, rest.length, readSize, null);
           size += bytesRead;
           this.progress.bytesRead += bytesRead;
-          for (const chunk of chunker.push(buffer.subarray(0, bytesRead))) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+          const split = chunker.split(buffer.subarray(0, rest.length + bytesRead), bytesRead === 0);
+          for (const chunk of split.chunks) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+          rest = split.rest;
+          if (bytesRead === 0) break;
         }
-        for (const chunk of chunker.end()) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
       } finally {
         await handle.close();
       }
