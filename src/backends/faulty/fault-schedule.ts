@@ -143,7 +143,8 @@ export function isQuiet(schedule: FaultSchedule): boolean {
 function parseFail(spec: string, option: string, allowAfter: boolean): FailSpec {
   const parts = spec.split(':');
   const bad = (): UsageError => new UsageError(`${option} takes N[:OP]:CODE${allowAfter ? '[:after]' : ''}: got ${JSON.stringify(spec)}`);
-  const after = allowAfter && parts.at(-1) === 'after';
+  const after = parts.at(-1) === 'after';
+  if (after && !allowAfter) throw bad();
   if (after) parts.pop();
   if (parts.length < 2 || parts.length > 3) throw bad();
   const nth = parseNth(parts[0] as string, option);
