@@ -28,7 +28,7 @@ export function ownFiles(ctx: CommandContext): string[] {
   if (ctx.config.fileCache !== '') out.push(ctx.config.fileCache, `${ctx.config.fileCache}-wal`, `${ctx.config.fileCache}-shm`);
   try {
     const argv = splitIdentifier(ctx.config.archive);
-    if (argv[0] === 'backend-fs') out.push(...argv.slice(2).filter((a) => a.startsWith('/')));
+    if (argv[0] === 'backend-fs') out.push(...argv.slice(2).filter((a) => a.startsWith('/')).flatMap((a) => [a, `${a}-wal`, `${a}-shm`]));
   } catch {
     // not ours to judge
   }
