@@ -249,10 +249,11 @@ describe('backend-faulty', () => {
     const backend = faulty(new MemoryStore(), '--fail-op', '1:internal', '--seed', '3');
     await backend.put('k', Buffer.from('k')).catch(() => undefined);
     const info = await backend.admin('info', []);
-    const data = info.data as { seed: number; operations: number; injected: { failed: number }; inner: unknown };
+    const data = info.data as { seed: number; faults: string; operations: number; failed: number; inner: unknown };
     assert.equal(data.seed, 3);
+    assert.equal(data.faults, '--fail-op 1:internal');
     assert.equal(data.operations, 1);
-    assert.equal(data.injected.failed, 1);
+    assert.equal(data.failed, 1);
     assert.match(info.text, /inner archive \(memory\)/);
     assert.deepEqual((await backend.admin('stats', [])).data, { blocks: 0, bytes: 0, tags: 0 });
     assert.equal((await backend.admin('info', [])).data !== null, true);

@@ -66,5 +66,5 @@ async function innerAdminOrNull(inner: Backend, command: 'help' | 'info'): Promi
 }
 
 function indent(text: string): string {
-  return text.replace(/^/gm, '  ');
+  return text.replace(/^(?=.)/gm, '  ');
 }

@@ -140,6 +140,21 @@ export function isQuiet(schedule: FaultSchedule): boolean {
     && schedule.corruptRate === 0 && schedule.dropWrites.length === 0;
 }
 
+/** The schedule written back as the options that give it (for info and logs). */
+export function scheduleAsOptions(schedule: FaultSchedule): string[] {
+  const op = (o: string | null): string => (o === null ? '' : `:${o}`);
+  return [
+    ...schedule.failOps.map((f) => `--fail-op ${f.nth}${op(f.op)}:${f.code}${f.after ? ':after' : ''}`),
+    ...schedule.failFrom.map((f) => `--fail-from ${f.nth}${op(f.op)}:${f.code}`),
+    ...(schedule.killAfter === null ? [] : [`--kill-after ${schedule.killAfter.count}${op(schedule.killAfter.op)}`]),
+    ...schedule.delays.map((d) => `--delay ${d.ms}${op(d.op)}`),
+    ...schedule.corruptGets.map((n) => `--corrupt-get ${n}`),
+    ...schedule.corruptTags.map((n) => `--corrupt-tag ${n}`),
+    ...(schedule.corruptRate > 0 ? [`--corrupt-rate ${schedule.corruptRate}`] : []),
+    ...schedule.dropWrites.map((d) => `--drop-writes ${d.fraction}:${d.op}`),
+  ];
+}
+
 function parseFail(spec: string, option: string, allowAfter: boolean): FailSpec {
   const parts = spec.split(':');
   const bad = (): UsageError => new UsageError(`${option} takes N[:OP]:CODE${allowAfter ? '[:after]' : ''}: got ${JSON.stringify(spec)}`);

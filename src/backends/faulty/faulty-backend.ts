@@ -19,7 +19,7 @@ import type { AdminTable } from '../admin-commands.js';
 import { BackendError, toBackendError } from '../errors.js';
 import { checkBlockSize, checkKey, checkTagName } from '../names.js';
 import { proxyInfo, runProxyAdmin } from '../proxy-admin.js';
-import type { FailSpec, FaultOp, FaultSchedule } from './fault-schedule.js';
+import { scheduleAsOptions, type FailSpec, type FaultOp, type FaultSchedule } from './fault-schedule.js';
 import { SeededRandom } from './seeded-random.js';
 
 /** What one log line says about an operation. */
@@ -261,9 +261,13 @@ export class FaultyBackend implements ProxyBackend {
     return proxyInfo({
       backend: 'faulty',
       seed: this.schedule.seed,
-      schedule: this.schedule,
+      faults: scheduleAsOptions(this.schedule).join(' ') || '(none)',
+      log: this.schedule.logFile ?? '(none)',
       operations: this.total,
-      injected: this.injected,
+      failed: this.injected.failed,
+      dropped: this.injected.dropped,
+      corrupted: this.injected.corrupted,
+      delayed: this.injected.delayed,
     }, this.inner);
   }
 
