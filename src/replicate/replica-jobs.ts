@@ -30,6 +30,19 @@ export class Progress {
   }
 }
 
+/**
+ * Flushes the members written to in a batch before the job's cursor moves
+ * on. A member that cannot flush now (it went down after taking its copies)
+ * keeps its placements pending and is flushed again later; the job goes on.
+ */
+export async function flushBatch(backend: ReplicatedBackend, job: string): Promise<void> {
+  try {
+    await backend.flush();
+  } catch (err) {
+    backend.set.log('warning', `${job}: ${toBackendError(err).message}; those copies become durable at a later flush`);
+  }
+}
+
 /** Tries every member that is not lost, so that trust counts only members reachable now. */
 export async function probeMembers(backend: ReplicatedBackend): Promise<MemberRow[]> {
   const set = backend.set;
@@ -80,7 +93,7 @@ export async function reReplicate(backend: ReplicatedBackend): Promise<AdminResu
       if (placed.trust < FULL_TRUST) c.short += 1;
     }
     cursor = (batch[batch.length - 1] as { key: string }).key;
-    await backend.flush();
+    await flushBatch(backend, 're-replicate');
     db.moveJob('re-replicate', cursor);
     progress.tick(() => `re-replicate: ${c.checked} blocks checked, ${c.copied} copies made, ${c.short} still short, ${c.noCopy} with no copy left`);
   }
@@ -136,7 +149,7 @@ export async function drain(backend: ReplicatedBackend, name: string): Promise<A
       }
     }
     cursor = keys[keys.length - 1] as string;
-    await backend.flush();
+    await flushBatch(backend, `drain ${name}`);
     db.moveJob(jobName, cursor);
     progress.tick(() => `drain ${name}: ${c.checked} blocks checked, ${c.copied} copies made, ${c.short} short`);
   }
