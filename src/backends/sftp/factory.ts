@@ -1,6 +1,5 @@
 import type { BackendFactory } from '../factory.js';
 import { parseSftpArgs, SFTP_USAGE, type SftpConfig } from './config.js';
-import { SftpBackend } from './sftp-backend.js';
 
 export const sftpFactory: BackendFactory<SftpConfig> = {
   command: 'backend-sftp',
@@ -8,7 +7,9 @@ export const sftpFactory: BackendFactory<SftpConfig> = {
   subcommand: false,
   usage: `${SFTP_USAGE}\n      the fs layout on a remote host over SFTP; host keys are checked against ~/.ssh/known_hosts unless --known-hosts or --no-host-key-check`,
   parseArgs: parseSftpArgs,
-  open(config) {
+  async open(config) {
+    // Loaded on first use: ssh2 costs every other command's start-up time otherwise.
+    const { SftpBackend } = await import('./sftp-backend.js');
     return SftpBackend.open(config);
   },
 };

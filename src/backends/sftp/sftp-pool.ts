@@ -7,6 +7,7 @@ import SftpClient from 'ssh2-sftp-client';
 import { BackendError } from '../errors.js';
 import type { SftpConfig } from './config.js';
 import { isConnectionError, sftpErrorToBackendError } from './errors.js';
+import { connectionLost } from './sftp-ops.js';
 import { checkHostKey, knownHostsName, readKnownHosts, type HostKeyVerdict } from './known-hosts.js';
 
 /** SFTP requests in flight per connection. */
@@ -134,6 +135,7 @@ export class SftpPool {
     conn.client = client;
     const ssh = sshClientOf(client);
     ssh.on('close', () => {
+      if (conn.sftp !== null && conn.client === client) connectionLost(conn.sftp);
       if (conn.client === client) {
         conn.sftp = null;
         conn.client = null;
@@ -143,18 +145,23 @@ export class SftpPool {
       const sftp = await client.connect(this.connectConfig());
       ssh.setNoDelay(true); // without it a 64 MiB transfer crawls at 2 MiB/s
       if (conn.client !== client) throw new BackendError('unavailable', 'connection dropped while connecting');
+      sftp.on('close', () => connectionLost(sftp));
       conn.sftp = sftp;
       return sftp;
     } catch (err) {
       ssh.destroy();
       if (conn.client === client) conn.client = null;
-      throw this.explainConnectError(err);
+      const explained = this.explainConnectError(err);
+      if (explained instanceof BackendError) throw explained;
+      // Anything else while connecting (refused, reset, ended early) may pass.
+      throw new BackendError('unavailable', `cannot connect to ${this.label}: ${(err as Error | undefined)?.message ?? String(err)}`, { cause: err });
     }
   }
 
   /** Drops a connection (lost or hung): its requests fail, the next request reconnects. */
   private drop(conn: Connection): void {
     const client = conn.client;
+    if (conn.sftp !== null) connectionLost(conn.sftp);
     conn.client = null;
     conn.sftp = null;
     if (client !== null) sshClientOf(client).destroy();
@@ -189,7 +196,7 @@ export class SftpPool {
     return base;
   }
 
-  private explainConnectError(err: unknown): unknown {
+  private explainConnectError(err: unknown): BackendError | null {
     if (err instanceof BackendError) return err;
     const message = (err as Error | undefined)?.message ?? String(err);
     if (/verification failed|Host denied/i.test(message) && this.hostKeyVerdict !== null && this.hostKeyVerdict !== 'match') {
@@ -207,7 +214,7 @@ export class SftpPool {
     if (/All configured authentication methods failed/i.test(message)) {
       return new BackendError('badRequest', `${this.label} refused the login (wrong user or key?); pass --identity FILE`);
     }
-    return err;
+    return null;
   }
 }
 
