@@ -170,6 +170,7 @@ export class ReplicaDb {
       forgetBatch: db.prepare('DELETE FROM placements WHERE member = ? AND key IN (SELECT key FROM placements WHERE member = ? LIMIT 10000)'),
       deletePlacement: db.prepare('DELETE FROM placements WHERE key = ? AND member = ?'),
       deletePlacements: db.prepare('DELETE FROM placements WHERE key = ?'),
+      pendingKeys: db.prepare<[string, number, number], { key: string }>('SELECT key FROM placements WHERE pending = ? AND member = ? LIMIT ?'),
       commitPending: db.prepare('UPDATE placements SET pending = NULL WHERE pending = ? AND member = ?'),
       listPresent: db.prepare<[string, number], { key: string }>(`SELECT key FROM blocks b WHERE key > ? AND EXISTS (
         SELECT 1 FROM placements p JOIN members m ON m.id = p.member
@@ -280,6 +281,11 @@ export class ReplicaDb {
   /** After a member's flush: this process's placements on it are durable. */
   commitPending(member: number): void {
     this.s.commitPending.run(this.session, member);
+  }
+
+  /** Keys this process wrote to the member that are not yet durable there. */
+  pendingKeys(member: number, limit: number): string[] {
+    return this.s.pendingKeys.all(this.session, member, limit).map((r) => r.key);
   }
 
   /** Forgets a block entirely (after it was removed from every holder). */

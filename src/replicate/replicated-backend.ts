@@ -16,9 +16,9 @@ import { BackendError } from '../backends/errors.js';
 import {
   checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl, isValidKey,
 } from '../backends/names.js';
-import { BlockIO } from './block-io.js';
+import { BlockIO, sha256 } from './block-io.js';
 import { replicaAdminTable } from './replica-admin.js';
-import { ReplicaDb } from './replica-db.js';
+import { ReplicaDb, UNKNOWN } from './replica-db.js';
 import { ReplicaLocks } from './replica-locks.js';
 import { ReplicaScans } from './replica-scans.js';
 import { ReplicaSet } from './replica-set.js';
@@ -140,14 +140,33 @@ export class ReplicatedBackend implements Backend {
 
   /**
    * Flushes every member written to since the last flush; only then are this
-   * process's placements on it committed as durable in the cache.
+   * process's placements on it committed as durable in the cache. Copies on
+   * a member that cannot flush (it died after taking them) may not be
+   * durable: they become unknown and the blocks are placed on other members,
+   * which are flushed in turn, so that a flush that returns means every
+   * acknowledged block has 100% trust in durable copies.
    */
   async flush(): Promise<void> {
     this.checkOpen();
-    await this.set.writes.onIdle();
+    let failures: string[] = [];
+    for (let round = 0; round < 3; round += 1) {
+      await this.set.writes.onIdle();
+      const { failed, messages } = await this.flushDirty();
+      failures = messages;
+      if (failed.length === 0) break;
+      for (const id of failed) await this.replacePending(id);
+    }
+    this.db.checkpoint();
+    if (failures.length > 0 || this.set.dirty.size > 0) {
+      throw new BackendError('unavailable', `flush failed on members: ${failures.join('; ') || this.set.names(this.set.dirty)}`);
+    }
+  }
+
+  private async flushDirty(): Promise<{ failed: number[]; messages: string[] }> {
     const dirty = [...this.set.dirty];
     this.set.dirty.clear();
-    const failures: string[] = [];
+    const failed: number[] = [];
+    const messages: string[] = [];
     await Promise.all(dirty.map(async (id) => {
       const member = this.set.memberById(id);
       if (member === undefined) return;
@@ -155,13 +174,23 @@ export class ReplicatedBackend implements Backend {
         await this.set.call(member, (b) => b.flush());
         this.db.commitPending(id);
       } catch (err) {
-        this.set.dirty.add(id);
-        failures.push(`${member.name}: ${(err as Error).message}`);
+        failed.push(id);
+        messages.push(`${member.name}: ${(err as Error).message}`);
       }
     }));
-    this.db.checkpoint();
-    if (failures.length > 0) {
-      throw new BackendError('unavailable', `flush failed on members: ${failures.join('; ')}`);
+    return { failed, messages };
+  }
+
+  /** The member could not flush: its not-yet-durable copies become unknown, and the blocks go elsewhere. */
+  private async replacePending(id: number): Promise<void> {
+    for (;;) {
+      const keys = this.db.pendingKeys(id, 256);
+      if (keys.length === 0) return;
+      for (const key of keys) {
+        this.db.recordFindings(key, [[id, UNKNOWN]]);
+        const data = await this.blocks.get(key).catch(() => null);
+        if (data !== null) await this.blocks.place(key, data, sha256(data));
+      }
     }
   }
 
