@@ -9,6 +9,16 @@
  * wait their turn; control requests (tags, locks, flush, stats, admin) are
  * never held behind bulk data: they pass at once, and only their bytes and
  * their count are charged to the quotas. Rates change live through admin.
+ *
+ * A get's size is known only when it returns: a get is sent once the reads
+ * before it have had their quota, and charged when its data arrives, so gets
+ * sent together may burst, but the rate over time holds.
+ *
+ * Run in the client's process (the usual set-up: `openArchive` runs it in
+ * process around an `ssh` identifier), requests waiting for their turn hold no
+ * slot on the link, so control requests overtake them. A throttle spawned as
+ * its own process is reached through the client's window of requests in
+ * flight (64), which throttled requests can fill.
  */
 import { performance } from 'node:perf_hooks';
 import type {
