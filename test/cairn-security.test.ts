@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Archive } from '../src/archive/archive.js';
 import { BlockWriter } from '../src/archive/block-writer.js';
 import { BlockType, KEY_TAG, FORMAT_TAG } from '../src/archive/format.js';
-import { makeSealer } from '../src/archive/sealer.js';
+import { makeEngine } from '../src/archive/block-engine.js';
 import { writeSnapshotRecord } from '../src/archive/snapshot-record.js';
 import { pack } from '../src/archive/pack.js';
 import type { CommandContext } from '../src/cli/cairn/context.js';
@@ -108,12 +108,12 @@ describe('cairn security', () => {
       writeFileSync(biggest, flipped);
       const dest = path.join(other.dir, 'out1');
       const corrupt = await runCairn(['--config', c2.configFile, 'extract', 't', dest], {});
-      assert.equal(corrupt.code, 1);
+      assert.equal(corrupt.code, 1, corrupt.stderr);
       assert.match(corrupt.stderr, /cairn: block [0-9a-f]{64} is damaged or was tampered with/);
       writeFileSync(biggest, original);
       rmSync(biggest);
       const missing = await runCairn(['--config', c2.configFile, 'cat', 't/f'], {});
-      assert.equal(missing.code, 1);
+      assert.equal(missing.code, 1, missing.stderr);
       assert.match(missing.stderr, /cairn: block [0-9a-f]{64} is missing from the archive/);
       assert.deepEqual(readdirSync(other.dir).filter((n) => n.startsWith('out')).flatMap((n) => readdirSync(path.join(other.dir, n))).filter((n) => n !== 'f'), []);
     } finally {
@@ -141,7 +141,7 @@ describe('cairn security', () => {
   test('a hostile archive with a ../ entry name is refused and nothing is written outside DEST', async () => {
     const backend = await Archive.connect(`backend-fs fs ${archiveDir}`);
     const archive = await Archive.unlock(backend, async () => PASSPHRASE);
-    const writer = new BlockWriter(backend, archive.keys.blockHash, makeSealer({ encryptionKey: archive.keys.block, compression: 'zstd', level: 3, workers: 0 }));
+    const writer = new BlockWriter(backend, makeEngine({ hashKey: archive.keys.blockHash, encryptionKey: archive.keys.block, compression: 'zstd', level: 3, workers: 0 }));
     const entry = (name: string): Record<string, unknown> => ({ n: Buffer.from(name), t: 1, m: 0o644, u: 0, g: 0, mt: [0, 0], s: 0, c: null });
     // Bypass writeDirectory's encoding: a directory block as an attacker holding the key would write it.
     const dirKey = await writer.add(BlockType.directory, pack([entry('../escaped'), entry('ok')]));

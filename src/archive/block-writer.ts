@@ -1,13 +1,7 @@
 import type { Backend } from '../backends/backend.js';
 import { MAX_EXISTS_MANY } from '../backends/names.js';
-import { blockKey } from './block-codec.js';
-import type { BlockType } from './format.js';
-
-/** Seals a block (compress + encrypt): in this thread, or on a pool of workers. */
-export interface Sealer {
-  seal(key: string, type: BlockType, plaintext: Uint8Array): Promise<Uint8Array>;
-  close(): Promise<void>;
-}
+import type { BlockEngine, HeldBlock } from './block-engine.js';
+import { BlockType } from './format.js';
 
 export interface WriteStats {
   /** Blocks and sealed bytes put to the archive. */
@@ -18,68 +12,94 @@ export interface WriteStats {
   bytesReused: number;
 }
 
-interface Pending {
-  key: string;
-  type: BlockType;
-  plaintext: Uint8Array;
-}
-
 const BATCH_BLOCKS = 512;
 const BATCH_BYTES = 48 * 1024 * 1024;
-const MAX_IN_FLIGHT_BYTES = 128 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 160 * 1024 * 1024;
 
 /**
  * Stores blocks with deduplication and without one round trip per block
- * (design.md, "The snapshot layer"; issue 7): keys are computed at once,
- * batched, asked with `existsMany` (at most 4096 per call), and only the
- * missing blocks are sealed and put, pipelined, with the bytes in flight
- * bounded. `flush` waits for every put, then flushes the backend.
+ * (design.md, "The snapshot layer"; issue 7): blocks are named by the
+ * engine, batched, asked about with `existsMany` (at most 4096 keys a call),
+ * and only the missing ones are sealed and put, pipelined, with the bytes in
+ * flight bounded. `flush` waits for every put, then flushes the backend.
  */
 export class BlockWriter {
   readonly stats: WriteStats = { blocksUploaded: 0, bytesUploaded: 0, blocksReused: 0, bytesReused: 0 };
   /** Keys known to be in the archive or on their way there in this session. */
   private readonly seen = new Set<string>();
-  private batch: Pending[] = [];
+  private batch: HeldBlock[] = [];
   private batchBytes = 0;
   private inFlightBytes = 0;
   private readonly waiters: Array<() => void> = [];
+  private readonly hashing = new Set<Promise<unknown>>();
   private readonly running = new Set<Promise<void>>();
   private failure: unknown = null;
 
-  constructor(private readonly backend: Backend, private readonly hashKey: Buffer, private readonly sealer: Sealer) {}
+  constructor(private readonly backend: Backend, private readonly engine: BlockEngine) {}
 
   /** Marks keys as present (e.g. confirmed by the file cache's check), so they are never asked about again. */
   markPresent(keys: Iterable<string>): void {
     for (const key of keys) this.seen.add(key);
   }
 
-  /** The key of a block; stores it unless this session or the archive already has it. Waits when too much is in flight. */
+  /** Stores a block unless this session or the archive already has it; resolves to its key. */
   async add(type: BlockType, plaintext: Uint8Array): Promise<string> {
+    return (await this.enqueue(type, plaintext)).key;
+  }
+
+  /**
+   * Waits until there is room, takes the block, and returns (without
+   * waiting for it) the promise of its key: a file's chunks are named in
+   * parallel while it is being read.
+   */
+  async enqueue(type: BlockType, plaintext: Uint8Array): Promise<{ key: Promise<string> }> {
     this.throwIfFailed();
-    const key = blockKey(this.hashKey, type, plaintext);
-    if (this.seen.has(key)) {
-      this.stats.blocksReused += 1;
-      this.stats.bytesReused += plaintext.length;
-      return key;
-    }
-    this.seen.add(key);
     while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
       this.throwIfFailed();
     }
-    this.batch.push({ key, type, plaintext });
-    this.batchBytes += plaintext.length;
     this.inFlightBytes += plaintext.length;
-    if (this.batch.length >= BATCH_BLOCKS || this.batchBytes >= BATCH_BYTES) this.startBatch();
-    return key;
+    const job = this.engine.hash(type, plaintext).then((held) => {
+      if (this.seen.has(held.key)) {
+        this.engine.drop(held);
+        this.reused(held);
+      } else {
+        this.seen.add(held.key);
+        this.batch.push(held);
+        this.batchBytes += held.size;
+        if (this.batch.length >= BATCH_BLOCKS || this.batchBytes >= BATCH_BYTES) this.startBatch();
+      }
+      return held.key;
+    }, (err: unknown) => {
+      this.fail(err);
+      this.release(plaintext.length);
+      throw err;
+    });
+    this.hashing.add(job);
+    void job.then(() => this.hashing.delete(job), () => this.hashing.delete(job));
+    return { key: job };
   }
 
   /** Waits for every block added so far to be stored, then makes it durable. */
   async flush(): Promise<void> {
-    this.startBatch();
-    while (this.running.size > 0) await Promise.all([...this.running]);
+    while (this.hashing.size > 0 || this.running.size > 0 || this.batch.length > 0) {
+      await Promise.allSettled([...this.hashing]);
+      this.startBatch();
+      await Promise.allSettled([...this.running]);
+    }
     this.throwIfFailed();
     await this.backend.flush();
+  }
+
+  private reused(held: HeldBlock): void {
+    this.stats.blocksReused += 1;
+    this.stats.bytesReused += held.size;
+    this.release(held.size);
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure === null) this.failure = err;
+    while (this.waiters.length > 0) (this.waiters.shift() as () => void)();
   }
 
   private throwIfFailed(): void {
@@ -91,38 +111,38 @@ export class BlockWriter {
     const batch = this.batch;
     this.batch = [];
     this.batchBytes = 0;
-    const job = this.store(batch).catch((err: unknown) => {
-      if (this.failure === null) this.failure = err;
-      this.release(0);
-    });
+    const job = this.store(batch).catch((err: unknown) => this.fail(err));
     this.running.add(job);
     void job.then(() => this.running.delete(job));
   }
 
-  private async store(batch: Pending[]): Promise<void> {
+  private async store(batch: HeldBlock[]): Promise<void> {
     const present: boolean[] = [];
     try {
       for (let i = 0; i < batch.length; i += MAX_EXISTS_MANY) {
         present.push(...(await this.backend.existsMany(batch.slice(i, i + MAX_EXISTS_MANY).map((p) => p.key))));
       }
     } catch (err) {
-      for (const item of batch) this.release(item.plaintext.length);
+      for (const held of batch) {
+        this.engine.drop(held);
+        this.release(held.size);
+      }
       throw err;
     }
     const puts: Promise<void>[] = [];
     for (let i = 0; i < batch.length; i += 1) {
-      const item = batch[i] as Pending;
+      const held = batch[i] as HeldBlock;
       if (present[i] === true || this.failure !== null) {
-        this.stats.blocksReused += 1;
-        this.stats.bytesReused += item.plaintext.length;
-        this.release(item.plaintext.length);
+        this.engine.drop(held);
+        if (present[i] === true) this.reused(held);
+        else this.release(held.size);
         continue;
       }
-      puts.push(this.sealer.seal(item.key, item.type, item.plaintext).then(async (sealed) => {
-        await this.backend.put(item.key, sealed);
+      puts.push(this.engine.seal(held).then(async (sealed) => {
+        await this.backend.put(held.key, sealed);
         this.stats.blocksUploaded += 1;
         this.stats.bytesUploaded += sealed.length;
-      }).finally(() => this.release(item.plaintext.length)));
+      }).finally(() => this.release(held.size)));
     }
     const results = await Promise.allSettled(puts);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -131,7 +151,12 @@ export class BlockWriter {
 
   private release(bytes: number): void {
     this.inFlightBytes -= bytes;
-    while (this.inFlightBytes <= MAX_IN_FLIGHT_BYTES && this.waiters.length > 0) (this.waiters.shift() as () => void)();
-    if (this.failure !== null) while (this.waiters.length > 0) (this.waiters.shift() as () => void)();
+    while ((this.inFlightBytes <= MAX_IN_FLIGHT_BYTES || this.failure !== null) && this.waiters.length > 0) (this.waiters.shift() as () => void)();
   }
+}
+
+/** Hands a data chunk to the writer (waiting for room); `chunk` resolves to its key and size once named. */
+export async function named(writer: BlockWriter, chunk: Buffer): Promise<{ chunk: Promise<{ key: string; size: number }> }> {
+  const { key } = await writer.enqueue(BlockType.data, chunk);
+  return { chunk: key.then((k) => ({ key: k, size: chunk.length })) };
 }

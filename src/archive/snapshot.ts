@@ -1,12 +1,11 @@
 import { hostname, userInfo } from 'node:os';
 import type { Archive } from './archive.js';
-import { BlockWriter } from './block-writer.js';
+import { BlockWriter, named } from './block-writer.js';
 import { Chunker, chunkSizes, gearTable } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import type { FileCache } from './file-cache.js';
-import { BlockType } from './format.js';
-import { makeSealer } from './sealer.js';
+import { makeEngine } from './block-engine.js';
 import { writeSnapshotRecord, type SnapshotRecord, type SnapshotStats } from './snapshot-record.js';
 import { TreeWriter, type TreeProgress } from './tree-writer.js';
 import type { Entry } from './tree-entry.js';
@@ -42,13 +41,14 @@ function who(): string {
 }
 
 function newWriter(archive: Archive, options: SnapshotOptions): { writer: BlockWriter; close: () => Promise<void> } {
-  const sealer = makeSealer({
+  const engine = makeEngine({
+    hashKey: archive.keys.blockHash,
     encryptionKey: archive.keys.block,
     compression: options.compression ?? 'zstd',
     level: options.compressionLevel ?? 3,
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
-  return { writer: new BlockWriter(archive.backend, archive.keys.blockHash, sealer), close: () => sealer.close() };
+  return { writer: new BlockWriter(archive.backend, engine), close: () => engine.close() };
 }
 
 /**
@@ -125,13 +125,13 @@ export async function snapshotStream(archive: Archive, input: AsyncIterable<Buff
   options.onStart?.(progress, writer.stats);
   try {
     const chunker = new Chunker(gearTable(archive.keys.chunker), chunkSizes(archive.maxPlaintext));
-    const chunks: Array<{ key: string; size: number }> = [];
+    const chunks: Array<Promise<{ key: string; size: number }>> = [];
     for await (const data of rebuffer(input, 8 * 1024 * 1024)) {
       progress.bytesRead += data.length;
-      for (const chunk of chunker.push(data)) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+      for (const chunk of chunker.push(data)) chunks.push((await named(writer, chunk)).chunk);
     }
-    for (const chunk of chunker.end()) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
-    const root = await indexChunks(writer, chunks, archive.maxPlaintext);
+    for (const chunk of chunker.end()) chunks.push((await named(writer, chunk)).chunk);
+    const root = await indexChunks(writer, await Promise.all(chunks), archive.maxPlaintext);
     return await commit(archive, writer, options.tag, (previous) => ({
       kind: 'stream', root, name, size: progress.bytesRead, previous, time: Date.now(), host: hostname(), user: who(), paths: [],
       comment: options.comment ?? '', stats: stats(progress, writer.stats, started), skippedLog: [],
@@ -157,3 +157,4 @@ async function* rebuffer(input: AsyncIterable<Buffer | Uint8Array>, size: number
   }
   if (length > 0) yield Buffer.concat(pieces, length);
 }
+

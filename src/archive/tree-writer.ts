@@ -1,13 +1,12 @@
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
-import type { BlockWriter } from './block-writer.js';
+import { named, type BlockWriter } from './block-writer.js';
 import { Chunker, type ChunkSizes } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import { writeDirectory } from './directory.js';
 import type { FileCache } from './file-cache.js';
-import { BlockType } from './format.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
@@ -45,7 +44,8 @@ interface HardLinkTarget {
   content: Promise<ContentRef | null | undefined>;
 }
 
-const READ_SIZE = 8 * 1024 * 1024;
+/** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
+const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
 
 function time(ns: bigint): Time {
@@ -233,7 +233,7 @@ export class TreeWriter {
     try {
       this.progress.current = relText;
       const handle = await fsp.open(abs, 'r');
-      const chunks: Array<{ key: string; size: number }> = [];
+      const chunks: Array<Promise<{ key: string; size: number }>> = [];
       let size = 0;
       try {
         const chunker = new Chunker(this.options.gear, this.options.sizes);
@@ -247,14 +247,14 @@ export class TreeWriter {
           size += bytesRead;
           this.progress.bytesRead += bytesRead;
           const split = chunker.split(buffer.subarray(0, rest.length + bytesRead), bytesRead === 0);
-          for (const chunk of split.chunks) chunks.push({ key: await writer.add(BlockType.data, chunk), size: chunk.length });
+          for (const chunk of split.chunks) chunks.push((await named(writer, chunk)).chunk);
           rest = split.rest;
           if (bytesRead === 0) break;
         }
       } finally {
         await handle.close();
       }
-      const ref = await indexChunks(writer, chunks, this.options.maxPlaintext);
+      const ref = await indexChunks(writer, await Promise.all(chunks), this.options.maxPlaintext);
       if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
       this.sinceCheckpoint += size;
       await this.maybeCheckpoint();
