@@ -71,7 +71,7 @@ export class BlockIO {
     if (trust >= FULL_TRUST) return { trust, added, failures };
     const holding = new Set(placements.filter((p) => p.status === PRESENT).map((p) => p.member));
     let candidates = set.members().filter((m) => m.state === 'active' && m.id !== options.exclude
-      && !holding.has(m.id) && !set.pool.isDown(m.id));
+      && !holding.has(m.id) && !set.pool.resting(m.id));
     while (trust < FULL_TRUST && candidates.length > 0) {
       const picks = pickForWrite(candidates, FULL_TRUST - trust, (m) => m.writeWeight);
       if (picks.length === 0) break;

@@ -50,8 +50,17 @@ export class MemberPool {
     return opening;
   }
 
-  /** Whether the member is known to be down right now (no attempt is made). */
+  /**
+   * Whether the member is known to be unreachable: it failed, and has not
+   * answered since (no attempt is made). Its copies do not count where only
+   * reachable members count.
+   */
   isDown(id: number): boolean {
+    return this.down.has(id);
+  }
+
+  /** Whether the member failed so recently that it is not tried again yet. */
+  resting(id: number): boolean {
     const down = this.down.get(id);
     return down !== undefined && down.until > Date.now();
   }
