@@ -125,7 +125,9 @@ export class Sshd {
       'MaxSessions 200',
       'LogLevel ERROR',
       'Subsystem sftp internal-sftp',
-      `SetEnv PATH=${this.binDir}:${path.dirname(process.execPath)}:/usr/bin:/bin`,
+      // SHLVL=1: bash, run by sshd for the remote command, then skips the
+      // login user's ~/.bashrc (seconds per login on a developer machine).
+      `SetEnv PATH=${this.binDir}:${path.dirname(process.execPath)}:/usr/bin:/bin SHLVL=1`,
       '',
     ].join('\n'), { mode: 0o600 });
   }
