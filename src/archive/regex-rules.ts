@@ -24,3 +24,9 @@ export function includedByRegex(rules: readonly RegexRule[], path: string): bool
   for (const rule of rules) if (rule.pattern.test(path)) return rule.include;
   return true;
 }
+
+/** The decision of the first matching pattern, or null when none matches. */
+export function matchRegex(rules: readonly RegexRule[], path: string): boolean | null {
+  for (const rule of rules) if (rule.pattern.test(path)) return rule.include;
+  return null;
+}

@@ -9,12 +9,15 @@ import { makeEngine } from './block-engine.js';
 import { writeSnapshotRecord, type SnapshotRecord, type SnapshotStats } from './snapshot-record.js';
 import { TreeWriter, type TreeProgress } from './tree-writer.js';
 import type { Entry } from './tree-entry.js';
+import type { Rule } from './rules.js';
 import type { WriteStats } from './block-writer.js';
 
 export interface SnapshotOptions {
   tag: string;
   comment?: string;
-  include?: (relPath: string, isDir: boolean) => boolean;
+  /** The regex list: the first matching pattern's decision, or null. */
+  include?: (relPath: string, isDir: boolean) => boolean | null;
+  rules?: Rule[];
   excludeAbsolute?: string[];
   cache?: FileCache;
   /** Seal on this many worker threads (default: sealer.ts). */
@@ -88,6 +91,7 @@ export async function snapshotTree(archive: Archive, paths: string[], options: S
       maxPlaintext: archive.maxPlaintext,
       cache,
       include: options.include,
+      rules: options.rules,
       excludeAbsolute: options.excludeAbsolute,
       onSkip: (path, reason) => {
         if (skippedLog.length < 1000) skippedLog.push([path, reason]);

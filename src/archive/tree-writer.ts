@@ -10,6 +10,7 @@ import type { FileCache } from './file-cache.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
+import { decide, parseRuleFile, type Rule } from './rules.js';
 
 export interface TreeProgress {
   files: number;
@@ -28,8 +29,10 @@ export interface TreeWriterOptions {
   sizes: ChunkSizes;
   maxPlaintext: number;
   cache?: FileCache | undefined;
-  /** True when the path (relative to the source, leading `/`, directories with a trailing `/`) is included. */
-  include?: (relPath: string, isDir: boolean) => boolean;
+  /** The regex list: true/false when a pattern matches the path (relative to the source, leading `/`, directories with a trailing `/`), else null. */
+  include?: (relPath: string, isDir: boolean) => boolean | null;
+  /** Rules from the config; `.cairn` files found in the tree are added below their directory. */
+  rules?: Rule[];
   /** Absolute paths never snapshotted (the archive itself, the file cache). */
   excludeAbsolute?: string[];
   /** Called for each file or directory skipped, with the reason. */
@@ -47,6 +50,7 @@ interface HardLinkTarget {
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
+const RULE_FILE = Buffer.from('.cairn');
 
 function time(ns: bigint): Time {
   let sec = ns / 1_000_000_000n;
@@ -93,7 +97,7 @@ export class TreeWriter {
     }));
     if (absolute.length === 1 && (stats[0] as BigIntStats).isDirectory()) {
       const abs = Buffer.from(absolute[0] as string);
-      const root = await this.directory(abs, [], '');
+      const root = await this.directory(abs, [], '', this.options.rules ?? []);
       const rootEntry = this.baseEntry(Buffer.from(path.basename(absolute[0] as string) || 'root'), stats[0] as BigIntStats, 'dir');
       rootEntry.content = root;
       return { root, rootEntry };
@@ -105,7 +109,7 @@ export class TreeWriter {
       const name = path.basename(abs);
       if (name === '' || seen.has(name)) throw new BackendError('badRequest', `two paths end in ${JSON.stringify(name)}: snapshot them under different tags or one common parent`);
       seen.add(name);
-      entries.push(this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats));
+      entries.push(this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats, this.options.rules ?? []));
     }
     const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
     this.progress.dirs += 1;
@@ -129,8 +133,16 @@ export class TreeWriter {
     return null;
   }
 
-  private async directory(abs: Buffer, rel: Buffer[], relText: string): Promise<ContentRef> {
+  private async directory(abs: Buffer, rel: Buffer[], relText: string, inherited: Rule[]): Promise<ContentRef> {
     const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+    let rules = inherited;
+    if (names.some((n) => n.equals(RULE_FILE))) {
+      try {
+        rules = [...inherited, ...parseRuleFile(await fsp.readFile(Buffer.concat([abs, SLASH, RULE_FILE]), 'utf8'), abs.toString())];
+      } catch (err) {
+        this.skip(`${relText}/.cairn`, `rules not used: ${(err as Error).message}`);
+      }
+    }
     const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
     const entries: Array<Entry | null | Promise<Entry | null>> = [];
     for (let i = 0; i < names.length; i += 1) {
@@ -143,9 +155,9 @@ export class TreeWriter {
         continue;
       }
       const isDir = st.isDirectory();
-      if (this.options.include !== undefined && !this.options.include(isDir ? `${childRel}/` : childRel, isDir)) continue;
+      if (!this.included(childAbs, childRel, st, rules)) continue;
       if (this.excluded.has(childAbs.toString())) continue;
-      const entry = this.child(childAbs, name, rel, relText, st);
+      const entry = this.child(childAbs, name, rel, relText, st, rules);
       // Directories are walked one after the other (hard links are decided in walk order); files overlap.
       entries.push(isDir ? await entry : entry);
     }
@@ -155,12 +167,22 @@ export class TreeWriter {
   }
 
   /** The entry for one path; starts reading a file but does not wait for it. */
-  private child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats): Promise<Entry | null> {
+  /** The regex list decides first; then the last matching rule; else the path is included. */
+  private included(abs: Buffer, relText: string, st: BigIntStats, rules: Rule[]): boolean {
+    const isDir = st.isDirectory();
+    const byRegex = this.options.include?.(isDir ? `${relText}/` : relText, isDir) ?? null;
+    if (byRegex !== null) return byRegex;
+    if (rules.length === 0) return true;
+    const type = isDir ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
+    return decide(rules, { abs: abs.toString(), rel: relText.slice(1), type, size: Number(st.size), mtimeMs: Number(st.mtimeMs) }) ?? true;
+  }
+
+  private child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats, rules: Rule[]): Promise<Entry | null> {
     const rel = [...parentRel, name];
     const relText = `${parentText}/${name.toString('utf8')}`;
     if (st.isDirectory()) {
       const entry = this.baseEntry(name, st, 'dir');
-      return this.directory(abs, rel, relText).then((ref) => {
+      return this.directory(abs, rel, relText, rules).then((ref) => {
         entry.content = ref;
         return entry;
       }, (err: Error) => this.skip(`${relText}/`, err.message));

@@ -5,6 +5,7 @@ import { parse, stringify } from 'smol-toml';
 import { BackendError } from '../../backends/errors.js';
 import { BACKENDS } from '../../backends/registry.js';
 import { joinIdentifier } from '../../protocol/identifier.js';
+import { parseRule } from '../../archive/rules.js';
 
 /**
  * The config file (issue 7): TOML, mode 0600, at --config, CAIRN_CONFIG or
@@ -15,6 +16,7 @@ import { joinIdentifier } from '../../protocol/identifier.js';
  *     compression_level = 3
  *     file_cache = "/home/me/.cache/cairn/files.sqlite"   # "" for none
  *     filters = [ { exclude = "/\\.cache/$" }, { include = "\\.keep$" } ]
+ *     rules = [ { exclude = "name *.o or size-above 1G" }, { include = "name keep.o", under = "/home/me/src" } ]
  */
 export interface CairnConfig {
   archive: string;
@@ -22,6 +24,8 @@ export interface CairnConfig {
   compressionLevel: number;
   fileCache: string;
   filters: Array<{ include?: string; exclude?: string }>;
+  /** Rules in the rule language (src/archive/rules.ts), optionally bound to a directory. */
+  rules: Array<{ include?: string; exclude?: string; under?: string }>;
 }
 
 export function configPath(explicit?: string): string {
@@ -46,7 +50,7 @@ export function defaultFileCache(): string {
 }
 
 export function defaultConfig(archive?: string, fileCache?: string): CairnConfig {
-  return { archive: archive ?? defaultArchive(), compression: 'zstd', compressionLevel: 3, fileCache: fileCache ?? defaultFileCache(), filters: [] };
+  return { archive: archive ?? defaultArchive(), compression: 'zstd', compressionLevel: 3, fileCache: fileCache ?? defaultFileCache(), filters: [], rules: [] };
 }
 
 export async function loadConfig(file: string): Promise<CairnConfig> {
@@ -89,6 +93,21 @@ export async function loadConfig(file: string): Promise<CairnConfig> {
       else throw new BackendError('badRequest', `${file}: each filter is { include = "regex" } or { exclude = "regex" }`);
     }
   }
+  if (raw.rules !== undefined) {
+    const bad = `${file}: rules must be a list of { include = "EXPR" } or { exclude = "EXPR" }, each with an optional under = "/dir"`;
+    if (!Array.isArray(raw.rules)) throw new BackendError('badRequest', bad);
+    for (const item of raw.rules) {
+      const r = item as Record<string, unknown>;
+      const under = r.under;
+      if (under !== undefined && (typeof under !== 'string' || !under.startsWith('/'))) throw new BackendError('badRequest', `${bad} (under is an absolute path)`);
+      const rule: { include?: string; exclude?: string; under?: string } = typeof under === 'string' ? { under: under.replace(/\/+$/, '') } : {};
+      if (typeof r.include === 'string' && r.exclude === undefined) rule.include = r.include;
+      else if (typeof r.exclude === 'string' && r.include === undefined) rule.exclude = r.exclude;
+      else throw new BackendError('badRequest', bad);
+      parseRule(`${rule.include !== undefined ? 'include' : 'exclude'} ${rule.include ?? rule.exclude}`, null);
+      config.rules.push(rule);
+    }
+  }
   return config;
 }
 
@@ -102,6 +121,7 @@ export async function saveConfig(file: string, config: CairnConfig): Promise<voi
     file_cache: config.fileCache,
   };
   if (config.filters.length > 0) body.filters = config.filters;
+  if (config.rules.length > 0) body.rules = config.rules;
   const text = `# cairn configuration (see README, "cairn commands")\n${stringify(body)}\n`;
   const tmp = `${file}.tmp-${process.pid}`;
   await fsp.writeFile(tmp, text, { mode: 0o600 });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FileCache } from '../../archive/file-cache.js';
-import { includedByRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
+import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
+import { parseRule, type Rule } from '../../archive/rules.js';
 import { snapshotTree, type SnapshotResult } from '../../archive/snapshot.js';
 import type { Archive } from '../../archive/archive.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
@@ -35,6 +36,11 @@ export function ownFiles(ctx: CommandContext): string[] {
   return out;
 }
 
+/** The config's rules, parsed (a rule's `under` binds it to that directory). */
+export function configRules(ctx: CommandContext): Rule[] {
+  return ctx.config.rules.map((r) => parseRule(`${r.include !== undefined ? 'include' : 'exclude'} ${r.include ?? r.exclude}`, r.under ?? null));
+}
+
 export function compileFilters(filters: Filter[]): RegexRule[] {
   return filters.map((f) => (f.include !== undefined ? regexRule(true, f.include) : regexRule(false, f.exclude as string)));
 }
@@ -49,7 +55,8 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
       return await snapshotTree(archive, paths, {
         tag,
         comment: options.comment ?? '',
-        include: rules.length === 0 ? undefined : (rel) => includedByRegex(rules, rel),
+        include: rules.length === 0 ? undefined : (rel) => matchRegex(rules, rel),
+        rules: configRules(ctx),
         excludeAbsolute: ownFiles(ctx),
         ...(cache !== undefined ? { cache } : {}),
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
