@@ -24,7 +24,7 @@ export interface ProxyUnderTest {
 
 /** An identifier that spawns our backend-fs as a foreign command (never run in process). */
 export function spawnedBackendFs(args: string): string {
-  return `${process.execPath} ${ownCommandPath('backend-fs')} ${args}`;
+  return `"${process.execPath}" "${ownCommandPath('backend-fs')}" ${args}`;
 }
 
 export function quote(identifier: string): string {
