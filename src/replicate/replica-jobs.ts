@@ -15,6 +15,21 @@ import { FULL_TRUST } from './placement.js';
 import type { ReplicatedBackend } from './replicated-backend.js';
 
 export const BATCH = 256;
+/** Blocks of a batch worked on at once. */
+const PARALLEL = 16;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /** Progress notices: the first batch, then at most one a second. */
 export class Progress {
@@ -73,25 +88,24 @@ export async function reReplicate(backend: ReplicatedBackend): Promise<AdminResu
   for (;;) {
     const batch = scans.trustBatch(cursor, BATCH, { reachableOnly: true });
     if (batch.length === 0) break;
-    for (const { key, trust } of batch) {
-      c.checked += 1;
-      if (trust >= FULL_TRUST) continue;
+    c.checked += batch.length;
+    await forEachLimit(batch.filter((k) => k.trust < FULL_TRUST), PARALLEL, async ({ key }) => {
       let data: Uint8Array | null;
       try {
         data = await blocks.get(key);
       } catch (err) {
         set.log('warning', `re-replicate: block ${key} cannot be read now: ${toBackendError(err).message}`);
         c.short += 1;
-        continue;
+        return;
       }
       if (data === null) {
         c.noCopy += 1;
-        continue;
+        return;
       }
       const placed = await blocks.place(key, data, sha256(data), { reachableOnly: true });
       c.copied += placed.added.length;
       if (placed.trust < FULL_TRUST) c.short += 1;
-    }
+    });
     cursor = (batch[batch.length - 1] as { key: string }).key;
     await flushBatch(backend, 're-replicate');
     db.moveJob('re-replicate', cursor);
@@ -132,14 +146,13 @@ export async function drain(backend: ReplicatedBackend, name: string): Promise<A
   for (;;) {
     const keys = scans.memberKeys(member.id, cursor, BATCH);
     if (keys.length === 0) break;
-    for (const key of keys) {
-      c.checked += 1;
-      const trust = set.trustOf(db.placements(key), { exclude: member.id, reachableOnly: true });
-      if (trust >= FULL_TRUST) continue;
+    c.checked += keys.length;
+    const needing = keys.filter((key) => set.trustOf(db.placements(key), { exclude: member.id, reachableOnly: true }) < FULL_TRUST);
+    await forEachLimit(needing, PARALLEL, async (key) => {
       const data = await readForDrain(backend, member, key);
       if (data === null) {
         c.noCopy += 1;
-        continue;
+        return;
       }
       const placed = await blocks.place(key, data, sha256(data), { exclude: member.id, reachableOnly: true });
       c.copied += placed.added.length;
@@ -147,7 +160,7 @@ export async function drain(backend: ReplicatedBackend, name: string): Promise<A
         c.short += 1;
         set.log('warning', `drain ${name}: block ${key} reached only ${formatTrust(placed.trust)}% without it`);
       }
-    }
+    });
     cursor = keys[keys.length - 1] as string;
     await flushBatch(backend, `drain ${name}`);
     db.moveJob(jobName, cursor);
