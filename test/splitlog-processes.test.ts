@@ -88,4 +88,49 @@ describe('splitlog shared by several processes', () => {
       scratch.remove();
     }
   });
+
+  it('a writer that never pauses hands the writer lock to a process waiting for it', async (t) => {
+    const scratch = scratchDir();
+    const identifier = `backend-fs splitlog ${scratch.dir}/logs ${scratch.dir}/meta.sqlite`;
+    try {
+      const setup = await openArchive(identifier, { spawnOwn: false, onLog: () => undefined });
+      await setup.admin('set-commit-interval', ['600']);
+      await setup.close();
+      const busy = await openArchive(identifier, { spawnOwn: true, onLog: () => undefined });
+      const other = await openArchive(identifier, { spawnOwn: true, onLog: () => undefined });
+      try {
+        let stop = false;
+        let written = 0;
+        const streaming = (async () => {
+          const inFlight = new Set<Promise<void>>();
+          for (let i = 0; !stop; i += 1) {
+            const put = busy.put(`busy${i}`, patternBytes(50_000, i)).then(() => { written += 1; }).finally(() => inFlight.delete(put));
+            inFlight.add(put);
+            if (inFlight.size >= 8) await Promise.race(inFlight);
+          }
+          await Promise.all(inFlight);
+        })();
+        while (written < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+        const started = Date.now();
+        await other.put('from-other', Buffer.from('got in'));
+        await other.flush();
+        const waited = Date.now() - started;
+        const writtenWhileWaiting = written;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        stop = true;
+        await streaming;
+        assert.ok(waited < 10_000, `waited ${waited} ms for the writer lock`);
+        t.diagnostic(`waited ${waited} ms for the writer lock; ${writtenWhileWaiting} blocks written meanwhile`);
+        assert.ok(written > writtenWhileWaiting, 'the busy writer carried on afterwards');
+        await busy.flush();
+        assert.equal(Buffer.from((await busy.get('from-other')) as Uint8Array).toString(), 'got in');
+        for (let i = 0; i < written; i += 1) assert.equal(await other.exists(`busy${i}`), true, `busy${i}`);
+      } finally {
+        await busy.close();
+        await other.close();
+      }
+    } finally {
+      scratch.remove();
+    }
+  });
 });

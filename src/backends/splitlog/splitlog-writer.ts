@@ -15,10 +15,16 @@ import { LogAppender } from './log-appender.js';
 import type { IndexOp, Location, Metadata } from './metadata.js';
 import { recoverTail } from './recovery.js';
 import { encodeRecord, isRemoval, kindOf, type Kind, type RecordType } from './record.js';
-import { describeHolder, newIdentity, releaseWriter, renewWriter, tryAcquireWriter } from './writer-lock.js';
+import {
+  describeHolder, newIdentity, releaseWriter, renewWriter, tryAcquireWriter, writerWantedAt,
+} from './writer-lock.js';
 
 /** How long a write waits for another process's writer lock. */
 const WRITER_WAIT_MS = 60_000;
+/** How often a holder looks whether another process waits for the lock. */
+const HANDOVER_POLL_MS = 100;
+/** After handing the lock over, how long our own writes hold back so the waiter gets it. */
+const HANDOVER_BACKOFF_MS = 300;
 
 export interface WriterHost {
   readonly meta: Metadata;
@@ -43,6 +49,10 @@ export class SplitlogWriter {
   private readonly overlay = new Map<string, OverlayEntry>();
   private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  private handoverTimer: NodeJS.Timeout | null = null;
+  private acquiredAt = 0;
+  /** Set while handing the lock to a waiting process: new writes wait for it. */
+  private handingOver: Promise<void> | null = null;
   readonly me = newIdentity();
 
   constructor(private readonly host: WriterHost) {}
@@ -77,6 +87,10 @@ export class SplitlogWriter {
     options: { value?: string; force?: boolean; check?: () => boolean },
   ): Promise<Location | null> {
     for (;;) {
+      if (this.handingOver !== null) {
+        await this.handingOver;
+        continue;
+      }
       const appender = await this.writer(options.force === true);
       if (appender !== this.appender || appender.failed !== null) continue;
       if (options.check !== undefined && !options.check()) return null;
@@ -165,7 +179,7 @@ export class SplitlogWriter {
     for (;;) {
       let holder;
       try {
-        holder = tryAcquireWriter(meta, this.me);
+        holder = tryAcquireWriter(meta, this.me, true);
       } catch (err) {
         throw new BackendError('unavailable', `cannot take the writer lock of ${logDir}: ${(err as Error).message}`);
       }
@@ -176,6 +190,7 @@ export class SplitlogWriter {
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, 100);
     }
+    this.acquiredAt = Date.now();
   }
 
   private async acquire(force: boolean): Promise<void> {
@@ -187,13 +202,44 @@ export class SplitlogWriter {
       }
       const { append } = recoverTail(meta, logDir, (text) => this.host.log('warning', text));
       this.appender = new LogAppender(logDir, append, () => this.host.maxLogfileBytes());
+      this.watchForWaiters();
     } catch (err) {
       releaseWriter(meta, this.me);
       throw err instanceof BackendError ? err : fsErrorToBackendError(err, `recovering ${logDir}`);
     }
   }
 
+  /** While we hold the lock: when another process waits for it, commit and hand it over. */
+  private watchForWaiters(): void {
+    this.handoverTimer = setInterval(() => {
+      if (this.appender === null || this.handingOver !== null) return;
+      let wanted = 0;
+      try {
+        wanted = writerWantedAt(this.host.meta);
+      } catch {
+        return;
+      }
+      if (wanted <= this.acquiredAt) return;
+      this.handingOver = (async () => {
+        try {
+          await this.serial(async () => {
+            await this.appender?.idle();
+            await this.commitNow();
+          });
+          await new Promise((resolve) => setTimeout(resolve, HANDOVER_BACKOFF_MS));
+        } catch (err) {
+          this.host.log('error', `commit before handing the writer lock over failed: ${(err as Error).message}`);
+        } finally {
+          this.handingOver = null;
+        }
+      })();
+    }, HANDOVER_POLL_MS);
+    this.handoverTimer.unref();
+  }
+
   private async release(): Promise<void> {
+    if (this.handoverTimer !== null) clearInterval(this.handoverTimer);
+    this.handoverTimer = null;
     const appender = this.appender;
     this.appender = null;
     this.overlay.clear();

@@ -85,14 +85,28 @@ export function describeHolder(holder: WriterIdentity): string {
   return `process ${holder.pid} on ${holder.host}`;
 }
 
-/** Takes the lock for `me`; returns null when taken, else the live holder. Reentrant for the same token. */
-export function tryAcquireWriter(meta: Metadata, me: WriterIdentity): WriterIdentity | null {
+/**
+ * Takes the lock for `me`; returns null when taken, else the live holder.
+ * Reentrant for the same token. A process that has to wait says so
+ * (`writerWanted`, a timestamp), and the holder hands the lock over at its
+ * next quiet moment (see SplitlogWriter).
+ */
+export function tryAcquireWriter(meta: Metadata, me: WriterIdentity, announceWait = false): WriterIdentity | null {
   return meta.immediate(() => {
     const holder = parse(meta.getMeta('writer'));
-    if (holder !== null && holder.token !== me.token && holderAlive(holder)) return holder;
+    if (holder !== null && holder.token !== me.token && holderAlive(holder)) {
+      if (announceWait) meta.setMeta('writerWanted', String(Date.now()));
+      return holder;
+    }
     meta.setMeta('writer', JSON.stringify({ ...me, since: Date.now() }));
+    meta.deleteMeta('writerWanted');
     return null;
   });
+}
+
+/** When another process last asked for the lock (ms since the epoch), or 0. */
+export function writerWantedAt(meta: Metadata): number {
+  return Number(meta.getMeta('writerWanted') ?? 0);
 }
 
 /** Renews the heartbeat; call inside a transaction. */
