@@ -39,11 +39,10 @@ export function replicaAdminTable(backend: ReplicatedBackend): AdminTable {
       usage: 'info',
       summary: 'describe this replicated set',
       run: () => {
-        const data = {
-          backend: 'replicated', set: db.setName(), config: db.file, blockSize: db.blockSize(),
-          members: set.members().map((m) => `${m.name} (${m.state}, ${m.trust}%): ${redactIdentifier(m.identifier)}`),
-        };
-        return { text: formatFields(data), data };
+        const members = set.members().map((m) => ({ name: m.name, state: m.state, trust: m.trust, identifier: redactIdentifier(m.identifier) }));
+        const fields = { backend: 'replicated', set: db.setName(), config: db.file, blockSize: db.blockSize() };
+        const lines = members.map((m) => `  ${m.name} (${m.state}, trust ${m.trust}%): ${m.identifier}`);
+        return { text: [formatFields(fields), `members:${lines.length === 0 ? ' none (add-member adds one)' : ''}`, ...lines].join('\n'), data: { ...fields, members } };
       },
     },
     status: { usage: 'status', summary: 'per member: state, trust, weights, blocks, bytes, unknowns; blocks short of 100% trust', run: () => status(backend) },
