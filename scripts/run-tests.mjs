@@ -3,6 +3,7 @@
 // path contains "fs".
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,5 +23,8 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// Most test time is spent waiting on child processes and servers, so run
+// more files at once than there are cores (Node's default is cores - 1).
+const concurrency = process.env.CAIRN_TEST_CONCURRENCY ?? String(Math.max(2, availableParallelism() * 2));
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
