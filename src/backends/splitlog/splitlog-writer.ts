@@ -77,11 +77,6 @@ export class SplitlogWriter {
     return this.appendParts(type, name, [head, data], head.length + data.byteLength, options);
   }
 
-  /** Appends an already encoded record (compaction copies records verbatim). */
-  appendEncoded(type: RecordType, name: string, record: Buffer, value?: string): Promise<Location | null> {
-    return this.appendParts(type, name, [record], record.length, { value, force: true });
-  }
-
   private async appendParts(
     type: RecordType, name: string, parts: Uint8Array[], length: number,
     options: { value?: string; force?: boolean; check?: () => boolean },
