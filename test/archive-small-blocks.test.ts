@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { Archive } from '../src/archive/archive.js';
+import { readDirectory } from '../src/archive/directory.js';
+import { Extractor } from '../src/archive/extract.js';
+import { snapshotTree } from '../src/archive/snapshot.js';
+import { resolveEntry } from '../src/archive/snapshot-ref.js';
+import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
+import { OrderedBackend } from '../src/backends/sequencer.js';
+import { contentOf, walkTree } from './cairn-fixtures.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-small-blocks-');
+after(() => scratch.remove());
+
+test('on a backend with 64 KiB blocks, large directories and key lists split into index blocks and round-trip', async () => {
+  const src = path.join(scratch.dir, 'src');
+  mkdirSync(path.join(src, 'many'), { recursive: true });
+  for (let i = 0; i < 1200; i += 1) writeFileSync(path.join(src, 'many', `file-with-a-longish-name-${String(i).padStart(5, '0')}`), `#${i}`);
+  writeFileSync(path.join(src, 'large'), contentOf(24 * 1024 * 1024, 61));
+  const store = new MemoryStore(65536);
+  const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(store)), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  try {
+    const result = await snapshotTree(archive, [src], { tag: 't', workers: 1 });
+    const root = await resolveEntry(archive, result.record, [], 't');
+    const entries = await readDirectory(archive, root.content as { level: number; key: string });
+    const many = entries.find((e) => e.name.toString() === 'many');
+    const large = entries.find((e) => e.name.toString() === 'large');
+    assert.ok((many?.content?.level ?? 0) >= 1, 'the big directory is split under a directory index');
+    assert.ok((large?.content?.level ?? 0) >= 2, `the chunk list is split under index blocks (level ${large?.content?.level})`);
+    const dest = path.join(scratch.dir, 'out');
+    await new Extractor(archive).extract(root, dest);
+    assert.deepEqual(walkTree(dest), walkTree(src));
+  } finally {
+    await archive.close();
+  }
+});
