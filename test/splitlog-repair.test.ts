@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { Metadata } from '../src/backends/splitlog/metadata.js';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -211,6 +212,55 @@ describe('splitlog repair', () => {
         for (let i = 0; i < 7; i += 1) assert.deepEqual(Buffer.from((await backend.get(`late${i}`)) as Uint8Array), patternBytes(30_000, 70 + i));
       } finally {
         await backend.close();
+      }
+    } finally {
+      scratch.remove();
+    }
+  });
+
+  it('an unreadable metadata file, or one left by an interrupted reindex, opens degraded until reindex rebuilds it', async () => {
+    const scratch = scratchDir();
+    const meta = `${scratch.dir}/meta.sqlite`;
+    const identifier = `backend-fs splitlog ${scratch.dir}/logs ${meta}`;
+    try {
+      const first = await open(identifier);
+      await first.put('kept', Buffer.from('still here'));
+      await first.setTag('tag', Buffer.from('v'));
+      await first.close();
+
+      // What a reindex does first: create the file marked as being rebuilt. Stopping there
+      // (as a crash would) must not leave an archive that looks empty.
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${meta}${suffix}`, { force: true });
+      Metadata.open(meta, { create: true, markForReindex: true }).close();
+      const warnings: string[] = [];
+      const interrupted = await open(identifier, warnings);
+      try {
+        assert.equal(interrupted.info().writable, false);
+        await assert.rejects(interrupted.exists('kept'), /reindex stopped.*reindex/s);
+        await interrupted.admin('reindex', []);
+        assert.equal(await text(interrupted, 'kept'), 'still here');
+      } finally {
+        await interrupted.close();
+      }
+
+      for (const suffix of ['-wal', '-shm']) rmSync(`${meta}${suffix}`, { force: true });
+      writeFileSync(meta, 'this is not a SQLite database, just some bytes that happen to be here');
+      const garbled = await open(identifier, warnings);
+      try {
+        await assert.rejects(garbled.getTag('tag'), /reindex/);
+        const result = await garbled.admin('reindex', []);
+        assert.match(result.text, /reindexed/);
+        assert.ok(readdirSync(scratch.dir).some((f) => f.startsWith('meta.sqlite.unreadable-')), 'the unreadable file is set aside');
+      } finally {
+        await garbled.close();
+      }
+      const back = await open(identifier);
+      try {
+        assert.equal(await text(back, 'kept'), 'still here');
+        assert.equal(Buffer.from((await back.getTag('tag')) as Uint8Array).toString(), 'v');
+        assert.equal(back.info().writable, true);
+      } finally {
+        await back.close();
       }
     } finally {
       scratch.remove();
