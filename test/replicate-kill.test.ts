@@ -64,6 +64,16 @@ function unfinishedJobs(dir: string): Array<{ name: string; cursor: string | nul
   }
 }
 
+/** Placements recorded but not yet seen flushed, by any process. */
+function pendingPlacements(dir: string): number {
+  const db = new Database(path.join(dir, 'replica.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM placements WHERE pending IS NOT NULL').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 async function fill(dir: string, blocks: Map<string, Buffer>): Promise<void> {
   const spawned = await spawnReplicated(dir, () => undefined);
   await Promise.all([...blocks].map(([k, v]) => spawned.backend.put(k, v)));
@@ -129,6 +139,7 @@ describe('replicated backend: SIGKILL in the middle of long commands', () => {
         assert.deepEqual(Buffer.from((await restarted.get(key)) as Uint8Array), data);
       }
       await restarted.close();
+      assert.equal(pendingPlacements(scratch.dir), 0, 'copies the killed process never flushed were checked and settled');
     } finally {
       scratch.remove();
     }

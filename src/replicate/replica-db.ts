@@ -171,6 +171,8 @@ export class ReplicaDb {
       deletePlacement: db.prepare('DELETE FROM placements WHERE key = ? AND member = ?'),
       deletePlacements: db.prepare('DELETE FROM placements WHERE key = ?'),
       pendingKeys: db.prepare<[string, number, number], { key: string }>('SELECT key FROM placements WHERE pending = ? AND member = ? LIMIT ?'),
+      orphanPending: db.prepare<[string, number, number], { key: string }>('SELECT key FROM placements WHERE pending IS NOT NULL AND pending != ? AND member = ? LIMIT ?'),
+      settle: db.prepare('UPDATE placements SET pending = NULL WHERE key = ? AND member = ?'),
       commitPending: db.prepare('UPDATE placements SET pending = NULL WHERE pending = ? AND member = ?'),
       listPresent: db.prepare<[string, number], { key: string }>(`SELECT key FROM blocks b WHERE key > ? AND EXISTS (
         SELECT 1 FROM placements p JOIN members m ON m.id = p.member
@@ -286,6 +288,21 @@ export class ReplicaDb {
   /** Keys this process wrote to the member that are not yet durable there. */
   pendingKeys(member: number, limit: number): string[] {
     return this.s.pendingKeys.all(this.session, member, limit).map((r) => r.key);
+  }
+
+  /** Keys another process (one that died, or has not flushed yet) wrote to the member and did not see flushed. */
+  orphanPending(member: number, limit: number): string[] {
+    return this.s.orphanPending.all(this.session, member, limit).map((r) => r.key);
+  }
+
+  /** After checking and flushing the member: which of those keys it really holds (durable now) and which it lacks. */
+  settleOrphans(member: number, keys: readonly string[], present: readonly boolean[]): void {
+    this.db.transaction(() => {
+      keys.forEach((key, i) => {
+        if (present[i] === true) this.s.settle.run(key, member);
+        else this.s.deletePlacement.run(key, member);
+      });
+    })();
   }
 
   /** Forgets a block entirely (after it was removed from every holder). */

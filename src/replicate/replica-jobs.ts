@@ -74,10 +74,40 @@ interface Counters {
   noCopy: number;
 }
 
+/**
+ * Placements another process recorded but never saw flushed (it was killed
+ * before its flush): ask the member whether it holds them, flush it, and
+ * record the answer. A member that cannot be reached keeps them for later.
+ */
+async function settleOrphans(backend: ReplicatedBackend): Promise<number> {
+  const { set, db } = backend;
+  let settled = 0;
+  for (const member of set.members().filter((m) => m.state !== 'lost' && !set.pool.isDown(m.id))) {
+    try {
+      for (;;) {
+        const keys = db.orphanPending(member.id, 1000);
+        if (keys.length === 0) break;
+        const present = await set.call(member, async (b) => {
+          const answer = await b.existsMany(keys);
+          await b.flush();
+          return answer;
+        });
+        db.settleOrphans(member.id, keys, present);
+        settled += keys.length;
+      }
+    } catch (err) {
+      set.log('warning', `re-replicate: could not check unflushed copies on ${member.name}: ${toBackendError(err).message}`);
+    }
+  }
+  return settled;
+}
+
 /** re-replicate: brings every block with less than 100% trust among reachable members back to 100%. */
 export async function reReplicate(backend: ReplicatedBackend): Promise<AdminResult> {
   const { set, db, scans, blocks } = backend;
   const down = await probeMembers(backend);
+  const settled = await settleOrphans(backend);
+  if (settled > 0) set.log('info', `re-replicate: checked ${settled} copies that an interrupted process had not flushed`);
   const job = db.startJob('re-replicate');
   const resumed = job.cursor !== null;
   let cursor = job.cursor ?? '';
