@@ -19,6 +19,8 @@ import { crc32c } from './crc32c.js';
 export const MAGIC = Buffer.from([0xca, 0x1e, 0x5c, 0x01]);
 export const HEADER_SIZE = 16;
 export const MAX_NAME_LENGTH = 128;
+/** Largest data a record may carry: a block or tag value fits in one 64 MiB protocol frame. */
+export const MAX_DATA_LENGTH = 64 * 1024 * 1024;
 
 export enum RecordType {
   BlockPut = 1,
@@ -89,6 +91,8 @@ export function parseHeader(buf: Uint8Array, at = 0): RecordHeader | null {
   if (nameLength < 1 || nameLength > MAX_NAME_LENGTH || buf[at + 6] !== 0 || buf[at + 7] !== 0) return null;
   const view = Buffer.from(buf.buffer, buf.byteOffset + at, HEADER_SIZE);
   const dataLength = view.readUInt32BE(8);
+  // Nothing larger ever arrives in one frame: a bigger length is damage, not a record.
+  if (dataLength > MAX_DATA_LENGTH) return null;
   return { type, nameLength, dataLength, crc: view.readUInt32BE(12), length: recordLength(nameLength, dataLength) };
 }
 

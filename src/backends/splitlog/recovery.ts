@@ -85,7 +85,9 @@ export function recoverTail(meta: Metadata, dir: string, warn: (text: string) =>
   const last = logs.at(-1);
   if (last === undefined) {
     const size = sizeOf(logPath(dir, start.log));
-    return { append: size === null ? { log: Math.max(1, start.log), offset: 0 } : { log: start.log + 1, offset: 0 }, indexed };
+    // A log the index covers but that is gone is never written again under its number.
+    const reuse = size === null && start.offset === 0;
+    return { append: { log: reuse ? Math.max(1, start.log) : start.log + 1, offset: 0 }, indexed };
   }
   if (appendAfter) return { append: { log: last + 1, offset: 0 }, indexed };
   return { append: { log: last, offset: sizeOf(logPath(dir, last)) ?? 0 }, indexed };
