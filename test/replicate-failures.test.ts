@@ -117,6 +117,16 @@ describe('replicated backend: placement and reading', () => {
     await rejectsWith(b.get('precious'), 'corrupt');
   }));
 
+  it('exists and existsMany answer from the placement cache, even with every member unreachable', () => withReplica(async ({ dir, open }) => {
+    const b = await open();
+    await putMany(b, 5);
+    for (const m of MEMBERS) unplug(dir, m);
+    assert.equal(await b.exists('k0002'), true);
+    assert.deepEqual(await b.existsMany(['k0000', 'nope', 'k0004']), [true, false, true]);
+    await rejectsWith(b.get('k0002'), 'unavailable', /not on any reachable member/);
+    for (const m of MEMBERS) replug(dir, m);
+  }));
+
   it('a block missing from its holders is found on another member and recorded', () => withReplica(async ({ dir, open }) => {
     const b = await open();
     await b.put('moved', Buffer.from('moved bytes'));
