@@ -252,7 +252,10 @@ export class BlockIO {
     const set = this.set;
     if (set.db.block(key) === undefined) return false;
     const placements = set.db.placements(key);
-    let existed = placements.some((p) => p.status === PRESENT && readable(set.memberById(p.member) ?? ({ state: 'lost' } as MemberRow)));
+    let existed = placements.some((p) => {
+      const m = set.memberById(p.member);
+      return p.status === PRESENT && m !== undefined && readable(m);
+    });
     const failures: string[] = [];
     await Promise.all(placements.map(async (p) => {
       const m = set.memberById(p.member);
