@@ -2,6 +2,7 @@ import { fsFactory } from './fs/factory.js';
 import { memoryFactory } from './memory/factory.js';
 import { splitlogFactory } from './splitlog/factory.js';
 import { sftpFactory } from './sftp/factory.js';
+import { s3Factory } from './s3/factory.js';
 import { cacheFactory } from './cache/factory.js';
 import { throttleFactory } from './throttle/factory.js';
 import { faultyFactory } from './faulty/factory.js';
@@ -15,6 +16,7 @@ export const BACKENDS: readonly RegisteredBackend[] = [
   register(memoryFactory),
   register(replicatedFactory),
   register(sftpFactory),
+  register(s3Factory),
   register(cacheFactory),
   register(throttleFactory),
   register(faultyFactory),

@@ -1,0 +1,72 @@
+/**
+ * Runs s3rver@3.7.1 (started by s3-server.ts under `node
+ * --openssl-legacy-provider`: its listing tokens use DES). Arguments: PORT
+ * DIRECTORY [--conditional]. With --conditional, a pre-middleware gives the
+ * server the conditional writes of current S3 (If-None-Match: * and
+ * If-Match on PUT, 412 on failure), made atomic per object by serialising
+ * conditional requests for the same key. Prints "ready PORT" when listening.
+ */
+import { createRequire } from 'node:module';
+
+interface KoaContext {
+  method: string;
+  path: string;
+  get(header: string): string;
+  status: number;
+  type: string;
+  body: unknown;
+}
+type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+interface S3rverStore {
+  getMetadata(bucket: string, key: string): Promise<{ etag?: string }>;
+}
+interface S3rverInstance {
+  middleware: Middleware[];
+  store: S3rverStore;
+  run(): Promise<{ port: number }>;
+}
+type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance;
+
+const require = createRequire(import.meta.url);
+const S3rver = require('s3rver') as S3rverClass;
+
+const [portText, directory, flag] = process.argv.slice(2);
+const server = new S3rver({ port: Number(portText), address: '127.0.0.1', directory, silent: true, allowMismatchedSignatures: false });
+
+if (flag === '--conditional') {
+  const tails = new Map<string, Promise<void>>();
+  const failed = (ctx: KoaContext, message: string): void => {
+    ctx.status = 412;
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code><Message>${message}</Message></Error>`;
+  };
+  const conditional: Middleware = async (ctx, next) => {
+    const ifNoneMatch = ctx.get('if-none-match');
+    const ifMatch = ctx.get('if-match');
+    const match = /^\/([^/]+)\/(.+)$/.exec(ctx.path);
+    if (ctx.method !== 'PUT' || match === null || (ifNoneMatch === '' && ifMatch === '')) return next();
+    const bucket = decodeURIComponent(match[1] as string);
+    const key = decodeURIComponent(match[2] as string);
+    const id = `${bucket}/${key}`;
+    const previous = tails.get(id) ?? Promise.resolve();
+    let release = (): void => undefined;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    tails.set(id, previous.then(() => mine));
+    await previous;
+    try {
+      const etag = await server.store.getMetadata(bucket, key).then((m) => m.etag ?? null, () => null);
+      if (ifNoneMatch === '*' && etag !== null) return failed(ctx, 'At least one of the pre-conditions you specified did not hold');
+      if (ifMatch !== '' && (etag === null || etag !== ifMatch)) return failed(ctx, 'At least one of the pre-conditions you specified did not hold');
+      await next();
+    } finally {
+      release();
+      if (tails.get(id) === mine) tails.delete(id);
+    }
+  };
+  server.middleware.unshift(conditional);
+}
+
+const address = await server.run();
+process.stdout.write(`ready ${address.port}\n`);
