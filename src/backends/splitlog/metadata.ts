@@ -65,7 +65,15 @@ const VALUE_TABLE: Record<Kind, 'blocks' | 'tags' | 'config'> = { block: 'blocks
 const KEY_COLUMN: Record<Kind, 'key' | 'name'> = { block: 'key', tag: 'name', config: 'name' };
 
 /** Thrown when the file is missing, unreadable, or marked as needing a reindex. */
-export class MetadataUnusable extends Error {}
+export class MetadataUnusable extends Error {
+  /** True when a newer cairn made the file: a reindex must not replace it. */
+  readonly newer: boolean;
+
+  constructor(message: string, newer = false) {
+    super(message);
+    this.newer = newer;
+  }
+}
 
 function prepareAll(db: Database.Database) {
   const byKind = (kind: Kind) => {
@@ -152,7 +160,7 @@ export class Metadata {
           db.pragma(`user_version = ${SCHEMA_VERSION}`);
         }).immediate();
       } else if (version !== SCHEMA_VERSION) {
-        throw new MetadataUnusable(`the metadata file ${file} has schema version ${version}; this cairn knows version ${SCHEMA_VERSION}`);
+        throw new MetadataUnusable(`the metadata file ${file} has schema version ${version}; this cairn knows version ${SCHEMA_VERSION}: use a newer cairn`, version > SCHEMA_VERSION);
       }
       const metadata = new Metadata(db, file);
       if (options.markForReindex !== true && metadata.getMeta('needsReindex') === '1') {

@@ -97,6 +97,7 @@ export class SplitlogBackend implements Backend, WriterHost {
         metadata = Metadata.open(metaFile, { create: false });
       } catch (err) {
         if (!(err instanceof MetadataUnusable)) throw err;
+        if (err.newer) throw new BackendError('unsupported', err.message);
         degraded = err.message;
       }
     }
@@ -344,7 +345,7 @@ export class SplitlogBackend implements Backend, WriterHost {
     try {
       return Metadata.open(file, { create: true, markForReindex: true });
     } catch (err) {
-      if (!(err instanceof MetadataUnusable) || /schema version/.test(err.message)) throw new BackendError('badRequest', (err as Error).message);
+      if (!(err instanceof MetadataUnusable) || err.newer) throw new BackendError('badRequest', (err as Error).message);
       const aside = `${file}.unreadable-${Date.now()}`;
       renameSync(file, aside);
       for (const suffix of ['-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
