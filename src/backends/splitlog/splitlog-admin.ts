@@ -2,6 +2,7 @@
  * The splitlog admin commands (issue 3). While the store is degraded
  * (metadata missing or unusable) only DEGRADED_COMMANDS work.
  */
+import { statSync } from 'node:fs';
 import type { AdminResult } from '../backend.js';
 import { expectArgs, formatFields, parseCount, type AdminTable } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
@@ -15,7 +16,6 @@ import { reindex } from './recovery.js';
 import { checkBlockSizeSetting, checkCommitInterval, checkLogfileSize, type SettingName } from './settings.js';
 import type { SplitlogBackend } from './splitlog-backend.js';
 import { currentWriter, describeHolder } from './writer-lock.js';
-import { statSync } from 'node:fs';
 
 export const DEGRADED_COMMANDS = ['help', 'info', 'check', 'reindex'];
 
