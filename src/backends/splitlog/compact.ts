@@ -32,9 +32,18 @@ interface Entry {
   removal: boolean;
 }
 
-function readAt(file: string, loc: Location): Buffer {
-  const fd = openSync(file, 'r');
-  try {
+/** Reads records of the logs being compacted, one open file per log. */
+class VictimReader {
+  private readonly fds = new Map<number, number>();
+
+  constructor(private readonly dir: string) {}
+
+  read(loc: Location): Buffer {
+    let fd = this.fds.get(loc.log);
+    if (fd === undefined) {
+      fd = openSync(logPath(this.dir, loc.log), 'r');
+      this.fds.set(loc.log, fd);
+    }
     const buf = Buffer.alloc(loc.length);
     let done = 0;
     while (done < loc.length) {
@@ -43,8 +52,11 @@ function readAt(file: string, loc: Location): Buffer {
       done += n;
     }
     return buf.subarray(0, done);
-  } finally {
-    closeSync(fd);
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
   }
 }
 
@@ -66,6 +78,7 @@ export async function compactLogs(
   if (victims.size === 0) return result;
 
   const appender = new LogAppender(dir, append, maxBytes);
+  const victimsReader = new VictimReader(dir);
   const ops: IndexOp[] = [];
   const copy = async (entry: Entry, type: RecordType, record: Buffer, data: Buffer): Promise<void> => {
     const loc = appender.reserve(record.length);
@@ -84,7 +97,7 @@ export async function compactLogs(
       for (const row of meta.s.tombByLog.all(log)) removals.push({ kind: row.kind, name: row.name, loc: row, removal: true });
       entries.sort((a, b) => a.loc.offset - b.loc.offset);
       for (const entry of entries) {
-        const raw = readAt(logPath(dir, log), entry.loc);
+        const raw = victimsReader.read(entry.loc);
         const record = decodeRecord(raw);
         if (typeof record === 'string' || record.name !== entry.name) {
           victims.delete(log);
@@ -102,7 +115,7 @@ export async function compactLogs(
         dropped.push(entry);
         continue;
       }
-      const record = readAt(logPath(dir, entry.loc.log), entry.loc);
+      const record = victimsReader.read(entry.loc);
       const decoded = decodeRecord(record);
       if (typeof decoded === 'string') throw new Error(`the removal record of ${entry.name} in ${logName(entry.loc.log)} is unreadable; run check`);
       await copy(entry, decoded.header.type, record, decoded.data);
@@ -127,6 +140,7 @@ export async function compactLogs(
       }
     });
   } finally {
+    victimsReader.close();
     await appender.close();
   }
   for (const log of victims) {
