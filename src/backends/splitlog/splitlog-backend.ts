@@ -14,7 +14,7 @@
  * `reindex` work; `reindex` rebuilds the file and the session carries on
  * normally.
  */
-import { accessSync, constants, existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type {
   AdminResult, Backend, BackendInfo, BackendStats, BlockPage, LogLevel,
@@ -345,7 +345,7 @@ export class SplitlogBackend implements Backend, WriterHost {
     try {
       return Metadata.open(file, { create: true, markForReindex: true });
     } catch (err) {
-      if (!(err instanceof MetadataUnusable) || err.newer) throw new BackendError('badRequest', (err as Error).message);
+      if (!(err instanceof MetadataUnusable) || err.newer || !statSync(file).isFile()) throw new BackendError('badRequest', (err as Error).message);
       const aside = `${file}.unreadable-${Date.now()}`;
       renameSync(file, aside);
       for (const suffix of ['-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
