@@ -5,12 +5,16 @@
  * credentials, an unknown host key.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Backend } from '../src/backends/backend.js';
 import { BackendError } from '../src/backends/errors.js';
 import { openArchive } from '../src/backends/open.js';
+import { parseSftpArgs } from '../src/backends/sftp/config.js';
+import { checkHostKey } from '../src/backends/sftp/known-hosts.js';
+import { UsageError } from '../src/backends/factory.js';
 import { identifierFixtures } from './conformance/fixture.js';
 import { backendConformance } from './conformance/suite.js';
 import { Sshd } from './support/sshd.js';
@@ -160,5 +164,38 @@ describe('sftp failures, produced for real', () => {
   it('a port where nothing listens gives unavailable after the timeout', async () => {
     const id = `backend-sftp --port 1 --identity ${sshd.clientKey} --no-host-key-check --timeout 1 ${sshd.user}@127.0.0.1:${scratch.dir}/nowhere`;
     await rejectsWithCode(openArchive(id, { onLog: () => undefined }), 'unavailable', /127\.0\.0\.1/);
+  });
+});
+
+describe('sftp: known_hosts and arguments', () => {
+  const key = Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl', 'base64');
+  const other = Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIB9uYBaDg2Fw1hTJuj5hOZDpgmRNnOZ7AF7kJTHh4Jzx', 'base64');
+  const line = (hosts: string, k = key): string => `${hosts} ssh-ed25519 ${k.toString('base64')}`;
+
+  it('plain, [host]:port, wildcard and hashed entries match; another key is a mismatch; no entry is unknown', () => {
+    assert.equal(checkHostKey(line('vault,10.0.0.2'), 'vault', 22, key), 'match');
+    assert.equal(checkHostKey(line('[vault]:2222'), 'vault', 2222, key), 'match');
+    assert.equal(checkHostKey(line('vault'), 'vault', 2222, key), 'unknown');
+    assert.equal(checkHostKey(line('*.lan,!evil.lan'), 'nas.lan', 22, key), 'match');
+    assert.equal(checkHostKey(line('*.lan,!evil.lan'), 'evil.lan', 22, key), 'unknown');
+    const salt = Buffer.from('0123456789abcdef0123');
+    const hash = createHmac('sha1', salt).update('[vault]:2222').digest('base64');
+    assert.equal(checkHostKey(line(`|1|${salt.toString('base64')}|${hash}`), 'vault', 2222, key), 'match');
+    assert.equal(checkHostKey(line('vault', other), 'vault', 22, key), 'mismatch');
+    assert.equal(checkHostKey(`# comment\n\n${line('vault', other)}\n${line('vault')}`, 'vault', 22, key), 'match');
+    assert.equal(checkHostKey(`${line('vault')}\n@revoked ${line('*')}`, 'vault', 22, key), 'revoked');
+  });
+
+  it('arguments: the option names scripts rely on, and clear usage errors', () => {
+    const config = parseSftpArgs(['--port', '2222', '--identity', '/k', '--known-hosts', '/kh', '--connections', '3', '--timeout', '2.5', 'bob@vault:/srv/a']);
+    assert.deepEqual(
+      [config.user, config.host, config.port, config.path, config.identity, config.knownHosts, config.connections, config.timeoutSeconds],
+      ['bob', 'vault', 2222, '/srv/a', '/k', '/kh', 3, 2.5],
+    );
+    assert.equal(parseSftpArgs(['--no-host-key-check', 'bob@[::1]:rel']).knownHosts, null);
+    assert.equal(parseSftpArgs(['bob@[::1]:rel']).host, '::1');
+    for (const bad of [['vault'], ['--port', '0', 'a@b:c'], ['--timeout', 'x', 'a@b:c'], ['--known-hosts', 'f', '--no-host-key-check', 'a@b:c'], ['--bogus', 'a@b:c']]) {
+      assert.throws(() => parseSftpArgs(bad), UsageError, bad.join(' '));
+    }
   });
 });

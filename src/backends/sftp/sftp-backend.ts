@@ -275,7 +275,8 @@ export class SftpBackend implements Backend {
     const { config, traits } = this;
     const data = {
       backend: 'sftp',
-      remote: `${this.pool.label}:${config.path}`,
+      remote: `${config.user}@${config.host}:${config.path}`,
+      port: config.port,
       blockSize: this.settings.blockSize,
       writable: traits.writable,
       formatVersion: this.settings.version,
@@ -307,11 +308,11 @@ export class SftpBackend implements Backend {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new BackendError('unavailable', `the sftp archive ${this.pool.label}:${this.config.path} is closed`);
+    if (this.closed) throw new BackendError('unavailable', `the sftp archive ${this.config.user}@${this.config.host}:${this.config.path} is closed`);
   }
 
   private checkWritable(): void {
-    if (!this.traits.writable) throw new BackendError('readOnly', `the sftp archive ${this.pool.label}:${this.config.path} is not writable`);
+    if (!this.traits.writable) throw new BackendError('readOnly', `the sftp archive ${this.config.user}@${this.config.host}:${this.config.path} is not writable`);
   }
 
   private async removeStaleTemporaries(): Promise<void> {

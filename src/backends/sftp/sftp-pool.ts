@@ -52,7 +52,7 @@ export class SftpPool {
   constructor(private readonly config: SftpConfig) {
     this.connections = Array.from({ length: config.connections }, () => ({ client: null, sftp: null, connecting: null, busy: 0 }));
     this.queue = new PQueue({ concurrency: config.connections * REQUESTS_PER_CONNECTION });
-    this.label = `${config.user}@${knownHostsName(config.host, config.port)}`;
+    this.label = `${config.user}@${config.host}${config.port === 22 ? '' : ` (port ${config.port})`}`;
   }
 
   /** Runs `fn` on a connection within the timeout, reconnecting and retrying as `retry` allows. */
