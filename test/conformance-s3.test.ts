@@ -43,8 +43,9 @@ const withConditional = identifierFixtures(() => s3Identifier(conditional, `arch
 const withFallback = identifierFixtures(() => s3Identifier(plain, `archive-${(archives += 1)}`));
 backendConformance('s3, conditional writes (in process)', withConditional.inProcess);
 backendConformance('s3, conditional writes (spawned)', withConditional.spawned);
+// The wire path is the same for both services; the fallback runs in process
+// only, to keep this file's time down (spawning loads the AWS SDK each time).
 backendConformance('s3, HEAD + PUT fallback (in process)', withFallback.inProcess);
-backendConformance('s3, HEAD + PUT fallback (spawned)', withFallback.spawned);
 
 async function rejectsWithCode(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
@@ -81,15 +82,15 @@ describe('s3: what info says, and failures produced for real', () => {
   });
 
   it('bad credentials are reported clearly and not retried', async () => {
-    const saved = process.env.AWS_SECRET_ACCESS_KEY;
-    process.env.AWS_SECRET_ACCESS_KEY = 'wrong-secret';
+    const saved = process.env.AWS_ACCESS_KEY_ID;
+    process.env.AWS_ACCESS_KEY_ID = 'NOT-A-KEY-ID';
     try {
       for (const spawnOwn of [false, true]) {
         await rejectsWithCode(openArchive(s3Identifier(conditional, 'creds'), { spawnOwn, onLog: () => undefined, stderr: null }),
-          'badRequest', /access to s3:\/\/cairn\/creds\/ denied.*credentials/);
+          'badRequest', /access to s3:\/\/cairn\/creds\/ denied \((InvalidAccessKeyId|HTTP 403)\).*credentials/);
       }
     } finally {
-      process.env.AWS_SECRET_ACCESS_KEY = saved;
+      process.env.AWS_ACCESS_KEY_ID = saved;
     }
   });
 

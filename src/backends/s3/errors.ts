@@ -65,7 +65,7 @@ export function s3ErrorToBackendError(err: unknown, what: string, where: string)
     return new BackendError('badRequest', `${what}: no AWS credentials for ${where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE`, { cause: err });
   }
   if (status === 403 || name === 'AccessDenied' || name === 'InvalidAccessKeyId' || name === 'SignatureDoesNotMatch') {
-    return new BackendError('badRequest', `${what}: access to ${where} denied (${name || status}): check the credentials and the bucket policy`, { cause: err });
+    return new BackendError('badRequest', `${what}: access to ${where} denied (${name !== '' && name !== 'Unknown' ? name : `HTTP ${status ?? 403}`}): check the credentials and the bucket policy`, { cause: err });
   }
   if (/Region is missing/i.test(detail)) {
     return new BackendError('badRequest', `${what}: no region for ${where}: pass --region or set AWS_REGION`, { cause: err });
