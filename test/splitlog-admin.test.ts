@@ -107,4 +107,26 @@ describe('splitlog admin', () => {
       scratch.remove();
     }
   });
+
+  it('files are created 0600 and directories 0700, the metadata\'s WAL included', async () => {
+    const scratch = scratchDir();
+    const identifier = `backend-fs splitlog ${scratch.dir}/data/logs ${scratch.dir}/index/meta.sqlite 100000`;
+    try {
+      const backend = await open(identifier);
+      try {
+        for (let i = 0; i < 5; i += 1) await backend.put(`m${i}`, patternBytes(40_000, i));
+        await backend.flush();
+        const mode = (file: string): number => statSync(path.join(scratch.dir, file)).mode & 0o777;
+        for (const dir of ['data', 'data/logs', 'index']) assert.equal(mode(dir), 0o700, dir);
+        const logs = readdirSync(path.join(scratch.dir, 'data/logs'));
+        assert.ok(logs.length >= 2);
+        for (const log of logs) assert.equal(mode(`data/logs/${log}`), 0o600, log);
+        for (const file of readdirSync(path.join(scratch.dir, 'index'))) assert.equal(mode(`index/${file}`), 0o600, file);
+      } finally {
+        await backend.close();
+      }
+    } finally {
+      scratch.remove();
+    }
+  });
 });
