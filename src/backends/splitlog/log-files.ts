@@ -38,7 +38,12 @@ const MAX_CACHED = 32;
 interface Cached {
   handle: fsp.FileHandle;
   users: number;
+  /** When the file was last seen still linked (ms). */
+  checkedAt: number;
 }
+
+/** How often a cached log is checked for having been deleted (by a compaction elsewhere). */
+const RECHECK_MS = 10_000;
 
 /** Reads whole records by location, keeping a few log files open. */
 export class LogReader {
@@ -59,7 +64,15 @@ export class LogReader {
       return done === loc.length ? buf : buf.subarray(0, done);
     } finally {
       entry.users -= 1;
+      if (Date.now() - entry.checkedAt > RECHECK_MS) void this.recheck(loc.log, entry);
     }
+  }
+
+  /** Lets go of a log deleted meanwhile, so that its space really comes back. */
+  private async recheck(log: number, entry: Cached): Promise<void> {
+    entry.checkedAt = Date.now();
+    const stat = await entry.handle.stat().catch(() => null);
+    if (stat !== null && stat.nlink === 0 && (await this.open.get(log)?.catch(() => null)) === entry) await this.forget(log);
   }
 
   /** Forgets a log (deleted by compaction): its handle is closed once idle. */
@@ -79,7 +92,7 @@ export class LogReader {
     let pending = this.open.get(log);
     if (pending === undefined) {
       if (this.open.size >= MAX_CACHED) await this.evictIdle();
-      pending = fsp.open(logPath(this.dir, log), constants.O_RDONLY).then((handle) => ({ handle, users: 0 }));
+      pending = fsp.open(logPath(this.dir, log), constants.O_RDONLY).then((handle) => ({ handle, users: 0, checkedAt: Date.now() }));
       this.open.set(log, pending);
       pending.catch(() => {
         if (this.open.get(log) === pending) this.open.delete(log);
