@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackendError } from '../backends/errors.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
+import type { ChunkSizes } from './chunker.js';
 import type { BlockType } from './format.js';
 
 /**
@@ -12,10 +13,24 @@ import type { BlockType } from './format.js';
  * reads and chunks.
  */
 export interface BlockEngine {
+  /** True when `hash` copies the plaintext before it returns: the caller may then reuse its buffer. */
+  readonly copiesInput: boolean;
   hash(type: BlockType, plaintext: Uint8Array): Promise<HeldBlock>;
   seal(block: HeldBlock): Promise<Uint8Array>;
   drop(block: HeldBlock): void;
+  /**
+   * Reads, chunks and names a whole file off the main thread, window by
+   * window (the next window is read when the consumer asks for it), or
+   * null when this engine cannot.
+   */
+  readFile: ((path: Buffer) => AsyncGenerator<FileWindow>) | null;
   close(): Promise<void>;
+}
+
+/** The data chunks of one window of a file, named and held, and the bytes read. */
+export interface FileWindow {
+  blocks: HeldBlock[];
+  bytes: number;
 }
 
 export interface HeldBlock {
@@ -30,6 +45,8 @@ export interface EngineOptions {
   level: number;
   /** Worker threads; 0 works in this thread. Default CAIRN_SEAL_WORKERS or the number of CPUs (at most 4). */
   workers?: number;
+  /** For reading files in the workers: the chunker's seed and sizes. */
+  chunker?: { seed: Buffer; sizes: ChunkSizes };
 }
 
 export function makeEngine(options: EngineOptions): BlockEngine {
@@ -45,6 +62,7 @@ interface InlineHeld extends HeldBlock {
 }
 
 export class InlineEngine implements BlockEngine {
+  readonly copiesInput = false;
   private readonly codec: BlockCodec;
 
   constructor(private readonly options: EngineOptions) {
@@ -63,6 +81,8 @@ export class InlineEngine implements BlockEngine {
 
   drop(): void {}
 
+  readonly readFile = null;
+
   async close(): Promise<void> {}
 }
 
@@ -71,25 +91,46 @@ interface WorkerHeld extends HeldBlock {
   worker: number;
 }
 
-type Reply = { id: number; key?: string; sealed?: Uint8Array; error?: string };
+type Reply = {
+  id: number; key?: string; sealed?: Uint8Array; error?: string; recycle?: Uint8Array;
+  chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean;
+};
+
+const SMALLEST_CLASS = 64 * 1024;
+const KEEP_PER_CLASS = 128;
 
 class WorkerEngine implements BlockEngine {
+  readonly copiesInput = true;
   private readonly workers: Worker[] = [];
   private readonly waiting = new Map<number, { resolve(value: Reply): void; reject(err: Error): void }>();
   private readonly load: number[] = [];
   private nextId = 1;
   private next = 0;
+  private readonly files: number[] = [];
+  /**
+   * Plaintext buffers come back from the workers once sealed or dropped and
+   * are used again: copying into memory already touched is several times
+   * cheaper than into fresh pages. Kept by power-of-two size class.
+   */
+  private readonly free = new Map<number, ArrayBuffer[]>();
 
   constructor(options: EngineOptions, count: number) {
+    this.readFile = options.chunker === undefined ? null : (path) => this.readFileInWorker(path);
     const url = new URL('./block-worker.js', import.meta.url);
     for (let i = 0; i < count; i += 1) {
       const worker = new Worker(url, {
-        workerData: { hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level },
+        workerData: {
+          hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
+          chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
+        },
       });
       worker.on('message', (reply: Reply) => {
+        if (reply.recycle !== undefined) this.recycle(reply.recycle.buffer as ArrayBuffer);
+        if (reply.id === 0) return;
         const waiter = this.waiting.get(reply.id);
         this.waiting.delete(reply.id);
-        if (reply.error !== undefined) waiter?.reject(new BackendError('internal', `block worker: ${reply.error}`));
+        if (reply.error !== undefined && reply.chunks === undefined && reply.done === true) waiter?.reject(new Error(reply.error));
+        else if (reply.error !== undefined) waiter?.reject(new BackendError('internal', `block worker: ${reply.error}`));
         else waiter?.resolve(reply);
       });
       worker.on('error', (err) => {
@@ -98,6 +139,7 @@ class WorkerEngine implements BlockEngine {
       });
       this.workers.push(worker);
       this.load.push(0);
+      this.files.push(0);
     }
   }
 
@@ -116,8 +158,11 @@ class WorkerEngine implements BlockEngine {
     for (let i = 0; i < this.workers.length; i += 1) if ((this.load[i] as number) < (this.load[worker] as number)) worker = i;
     this.next = (this.next + 1) % this.workers.length;
     this.load[worker] = (this.load[worker] as number) + plaintext.length;
-    const copy = new Uint8Array(plaintext);
-    const reply = await this.ask(worker, { op: 'hash', id, type, plaintext: copy }, [copy.buffer]);
+    // A buffer of its own, moved to the worker without another copy.
+    const buffer = this.take(plaintext.length);
+    const copy = new Uint8Array(buffer, 0, plaintext.length);
+    copy.set(plaintext);
+    const reply = await this.ask(worker, { op: 'hash', id, type, plaintext: copy }, [buffer]);
     const held: WorkerHeld = { key: reply.key as string, size: plaintext.length, id, worker };
     return held;
   }
@@ -125,7 +170,10 @@ class WorkerEngine implements BlockEngine {
   async seal(block: HeldBlock): Promise<Uint8Array> {
     const held = block as WorkerHeld;
     try {
-      const reply = await this.ask(held.worker, { op: 'seal', id: held.id });
+      // Held ids are the worker's own (unique per worker); the request gets an id of its own.
+      const id = this.nextId;
+      this.nextId += 1;
+      const reply = await this.ask(held.worker, { op: 'seal', id, held: held.id });
       return reply.sealed as Uint8Array;
     } finally {
       this.load[held.worker] = (this.load[held.worker] as number) - held.size;
@@ -135,7 +183,47 @@ class WorkerEngine implements BlockEngine {
   drop(block: HeldBlock): void {
     const held = block as WorkerHeld;
     this.load[held.worker] = (this.load[held.worker] as number) - held.size;
-    (this.workers[held.worker] as Worker).postMessage({ op: 'drop', id: held.id });
+    (this.workers[held.worker] as Worker).postMessage({ op: 'drop', id: 0, held: held.id });
+  }
+
+  readonly readFile: ((path: Buffer) => AsyncGenerator<FileWindow>) | null;
+
+  /** See BlockEngine.readFile: a file is read by one worker, which keeps its chunks until sealed or dropped. */
+  private async *readFileInWorker(path: Buffer): AsyncGenerator<FileWindow> {
+    let worker = 0;
+    for (let i = 1; i < this.workers.length; i += 1) if ((this.files[i] as number) < (this.files[worker] as number)) worker = i;
+    this.files[worker] = (this.files[worker] as number) + 1;
+    const fileId = this.nextId;
+    this.nextId += 1;
+    let done = false;
+    try {
+      let op = 'file-open';
+      while (!done) {
+        const id = this.nextId;
+        this.nextId += 1;
+        const reply = await this.ask(worker, { op, id, fileId, path });
+        op = 'file-next';
+        done = reply.done === true;
+        const blocks = (reply.chunks ?? []).map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));
+        for (const b of blocks) this.load[worker] = (this.load[worker] as number) + b.size;
+        yield { blocks, bytes: reply.bytes ?? 0 };
+      }
+    } finally {
+      this.files[worker] = (this.files[worker] as number) - 1;
+      if (!done) (this.workers[worker] as Worker).postMessage({ op: 'file-close', id: 0, fileId });
+    }
+  }
+
+  private take(size: number): ArrayBuffer {
+    let cls = SMALLEST_CLASS;
+    while (cls < size) cls *= 2;
+    return this.free.get(cls)?.pop() ?? new ArrayBuffer(cls);
+  }
+
+  private recycle(buffer: ArrayBuffer): void {
+    const list = this.free.get(buffer.byteLength) ?? [];
+    if (list.length < KEEP_PER_CLASS) list.push(buffer);
+    this.free.set(buffer.byteLength, list);
   }
 
   async close(): Promise<void> {

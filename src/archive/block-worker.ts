@@ -1,4 +1,6 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
 
@@ -7,29 +9,98 @@ import type { BlockType } from './format.js';
  * `seal` compresses and encrypts a kept block and sends it back
  * (transferred); `drop` forgets it.
  */
-const data = workerData as { hashKey: Uint8Array; encryptionKey: Uint8Array; compression: Compression; level: number };
+const data = workerData as {
+  hashKey: Uint8Array; encryptionKey: Uint8Array; compression: Compression; level: number;
+  chunkerSeed?: Uint8Array; chunkSizes?: ChunkSizes;
+};
 const hashKey = Buffer.from(data.hashKey);
 const codec = new BlockCodec(Buffer.from(data.encryptionKey), data.compression, data.level);
-const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array }>();
+/** Blocks kept until sealed or dropped; `own` when the plaintext has a buffer of its own (which then goes back to be used again). */
+const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array; own: boolean }>();
+const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunkerSeed)) : null;
+const READ_SIZE = 16 * 1024 * 1024;
+const DATA: BlockType = 1;
+/** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
+const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer }>();
+let nextHeld = -1;
 
-type Message = { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array } | { op: 'seal'; id: number } | { op: 'drop'; id: number };
+type Message =
+  | { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array }
+  | { op: 'seal'; id: number; held: number }
+  | { op: 'drop'; id: number; held: number }
+  | { op: 'file-open'; id: number; fileId: number; path: Uint8Array }
+  | { op: 'file-next'; id: number; fileId: number }
+  | { op: 'file-close'; id: number; fileId: number };
+
+/** Reads one window of a file, cuts it, names the chunks and keeps them; the reply lists them. */
+function readWindow(id: number, fileId: number): void {
+  const file = files.get(fileId);
+  if (file === undefined) throw new Error(`no file ${fileId} open`);
+  const buffer = Buffer.allocUnsafeSlow(file.rest.length + READ_SIZE);
+  file.rest.copy(buffer, 0);
+  let bytes = 0;
+  try {
+    bytes = readSync(file.fd, buffer, file.rest.length, READ_SIZE, null);
+  } catch (err) {
+    closeSync(file.fd);
+    files.delete(fileId);
+    parentPort?.postMessage({ id, error: (err as Error).message, done: true });
+    return;
+  }
+  const split = file.chunker.split(buffer.subarray(0, file.rest.length + bytes), bytes === 0);
+  file.rest = split.rest;
+  const chunks: Array<[number, string, number]> = [];
+  for (const chunk of split.chunks) {
+    const key = blockKey(hashKey, DATA, chunk);
+    const heldId = nextHeld;
+    nextHeld -= 1;
+    held.set(heldId, { key, type: DATA, plaintext: chunk, own: false });
+    chunks.push([heldId, key, chunk.length]);
+  }
+  if (bytes === 0) {
+    closeSync(file.fd);
+    files.delete(fileId);
+  }
+  parentPort?.postMessage({ id, chunks, bytes, done: bytes === 0 });
+}
 
 parentPort?.on('message', (msg: Message) => {
   try {
-    if (msg.op === 'hash') {
+    if (msg.op === 'file-open') {
+      if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
+      let fd: number;
+      try {
+        fd = openSync(Buffer.from(msg.path), 'r');
+      } catch (err) {
+        parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
+        return;
+      }
+      files.set(msg.fileId, { fd, chunker: new Chunker(gear, data.chunkSizes), rest: Buffer.alloc(0) });
+      readWindow(msg.id, msg.fileId);
+    } else if (msg.op === 'file-next') {
+      readWindow(msg.id, msg.fileId);
+    } else if (msg.op === 'file-close') {
+      const file = files.get(msg.fileId);
+      files.delete(msg.fileId);
+      if (file !== undefined) closeSync(file.fd);
+    } else if (msg.op === 'hash') {
       const key = blockKey(hashKey, msg.type, msg.plaintext);
-      held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext });
+      held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext, own: true });
       parentPort?.postMessage({ id: msg.id, key });
     } else if (msg.op === 'seal') {
-      const block = held.get(msg.id);
-      held.delete(msg.id);
-      if (block === undefined) throw new Error(`no block ${msg.id} held`);
+      const block = held.get(msg.held);
+      held.delete(msg.held);
+      if (block === undefined) throw new Error(`no block ${msg.held} held`);
       const sealed = codec.seal(block.key, block.type, block.plaintext);
       const own = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
       const out = own ? sealed : new Uint8Array(sealed);
-      parentPort?.postMessage({ id: msg.id, sealed: out }, [out.buffer as ArrayBuffer]);
+      // A plaintext with a buffer of its own goes back too, to be used again (block-engine.ts).
+      if (block.own) parentPort?.postMessage({ id: msg.id, sealed: out, recycle: block.plaintext }, [out.buffer as ArrayBuffer, block.plaintext.buffer as ArrayBuffer]);
+      else parentPort?.postMessage({ id: msg.id, sealed: out }, [out.buffer as ArrayBuffer]);
     } else {
-      held.delete(msg.id);
+      const block = held.get(msg.held);
+      held.delete(msg.held);
+      if (block?.own === true) parentPort?.postMessage({ id: 0, recycle: block.plaintext }, [block.plaintext.buffer as ArrayBuffer]);
     }
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message });

@@ -12,9 +12,9 @@ export interface WriteStats {
   bytesReused: number;
 }
 
-const BATCH_BLOCKS = 512;
-const BATCH_BYTES = 48 * 1024 * 1024;
-const MAX_IN_FLIGHT_BYTES = 160 * 1024 * 1024;
+const BATCH_BLOCKS = 256;
+const BATCH_BYTES = 16 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Stores blocks with deduplication and without one round trip per block
@@ -36,6 +36,11 @@ export class BlockWriter {
   private failure: unknown = null;
 
   constructor(private readonly backend: Backend, private readonly engine: BlockEngine) {}
+
+  /** True when a buffer handed to `enqueue` may be reused as soon as `enqueue` returns. */
+  get copiesInput(): boolean {
+    return this.engine.copiesInput;
+  }
 
   /** Marks keys as present (e.g. confirmed by the file cache's check), so they are never asked about again. */
   markPresent(keys: Iterable<string>): void {
@@ -59,18 +64,7 @@ export class BlockWriter {
       this.throwIfFailed();
     }
     this.inFlightBytes += plaintext.length;
-    const job = this.engine.hash(type, plaintext).then((held) => {
-      if (this.seen.has(held.key)) {
-        this.engine.drop(held);
-        this.reused(held);
-      } else {
-        this.seen.add(held.key);
-        this.batch.push(held);
-        this.batchBytes += held.size;
-        if (this.batch.length >= BATCH_BLOCKS || this.batchBytes >= BATCH_BYTES) this.startBatch();
-      }
-      return held.key;
-    }, (err: unknown) => {
+    const job = this.engine.hash(type, plaintext).then((held) => this.accept(held), (err: unknown) => {
       this.fail(err);
       this.release(plaintext.length);
       throw err;
@@ -78,6 +72,36 @@ export class BlockWriter {
     this.hashing.add(job);
     void job.then(() => this.hashing.delete(job), () => this.hashing.delete(job));
     return { key: job };
+  }
+
+  /** The engine, for reading files in its workers (engine.readFile). */
+  get fileReader(): BlockEngine['readFile'] {
+    return this.engine.readFile;
+  }
+
+  /** Takes blocks the engine has already named and holds (from engine.readFile); waits while too much is in flight. */
+  async adopt(blocks: HeldBlock[]): Promise<string[]> {
+    this.throwIfFailed();
+    for (const held of blocks) this.inFlightBytes += held.size;
+    const keys = blocks.map((held) => this.accept(held));
+    while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      this.throwIfFailed();
+    }
+    return keys;
+  }
+
+  private accept(held: HeldBlock): string {
+    if (this.seen.has(held.key)) {
+      this.engine.drop(held);
+      this.reused(held);
+    } else {
+      this.seen.add(held.key);
+      this.batch.push(held);
+      this.batchBytes += held.size;
+      if (this.batch.length >= BATCH_BLOCKS || this.batchBytes >= BATCH_BYTES) this.startBatch();
+    }
+    return held.key;
   }
 
   /** Waits for every block added so far to be stored, then makes it durable. */

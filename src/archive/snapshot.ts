@@ -49,6 +49,7 @@ function newWriter(archive: Archive, options: SnapshotOptions): { writer: BlockW
     encryptionKey: archive.keys.block,
     compression: options.compression ?? 'zstd',
     level: options.compressionLevel ?? 3,
+    chunker: { seed: archive.keys.chunker, sizes: chunkSizes(archive.maxPlaintext) },
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
   });
   return { writer: new BlockWriter(archive.backend, engine), close: () => engine.close() };

@@ -6,7 +6,7 @@ import { Chunker, type ChunkSizes } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import { writeDirectory } from './directory.js';
-import type { FileCache } from './file-cache.js';
+import type { FileCache, FileIdentity } from './file-cache.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
@@ -76,6 +76,7 @@ export class TreeWriter {
   private readonly excluded: Set<string>;
   private sinceCheckpoint = 0;
   private checkpointing: Promise<void> | null = null;
+  private readonly buffers: Buffer[] = [];
 
   constructor(private readonly options: TreeWriterOptions) {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
@@ -254,24 +255,38 @@ export class TreeWriter {
     const release = await this.reading.acquire();
     try {
       this.progress.current = relText;
+      const reader = writer.fileReader;
+      if (reader !== null) return await this.readInWorker(reader, abs, id, st);
       const handle = await fsp.open(abs, 'r');
       const chunks: Array<Promise<{ key: string; size: number }>> = [];
       let size = 0;
       try {
         const chunker = new Chunker(this.options.gear, this.options.sizes);
         const readSize = Number(st.size) < READ_SIZE ? Math.max(Number(st.size) + 1, 4096) : READ_SIZE;
+        // When the writer copies what it is given, one buffer serves the whole file (and the next file): no fresh pages.
+        const reuse = writer.copiesInput ? this.takeBuffer(readSize + this.options.sizes.max) : null;
         let rest: Buffer = Buffer.alloc(0);
-        for (;;) {
-          // A fresh buffer each time (chunks are views of it and live on in the writer); only the undecided tail is copied.
-          const buffer = Buffer.allocUnsafe(rest.length + readSize);
-          rest.copy(buffer, 0);
-          const { bytesRead } = await handle.read(buffer, rest.length, readSize, null);
-          size += bytesRead;
-          this.progress.bytesRead += bytesRead;
-          const split = chunker.split(buffer.subarray(0, rest.length + bytesRead), bytesRead === 0);
-          for (const chunk of split.chunks) chunks.push((await named(writer, chunk)).chunk);
-          rest = split.rest;
-          if (bytesRead === 0) break;
+        try {
+          for (;;) {
+            let buffer: Buffer;
+            if (reuse !== null) {
+              buffer = reuse;
+              rest.copy(buffer, 0);
+            } else {
+              // A fresh buffer each time (chunks are views of it and live on in the writer); only the undecided tail is copied.
+              buffer = Buffer.allocUnsafe(rest.length + readSize);
+              rest.copy(buffer, 0);
+            }
+            const { bytesRead } = await handle.read(buffer, rest.length, readSize, null);
+            size += bytesRead;
+            this.progress.bytesRead += bytesRead;
+            const split = chunker.split(buffer.subarray(0, rest.length + bytesRead), bytesRead === 0);
+            for (const chunk of split.chunks) chunks.push((await named(writer, chunk)).chunk);
+            rest = split.rest;
+            if (bytesRead === 0) break;
+          }
+        } finally {
+          if (reuse !== null) this.buffers.push(reuse);
         }
       } finally {
         await handle.close();
@@ -287,6 +302,32 @@ export class TreeWriter {
     } finally {
       release();
     }
+  }
+
+  /** readFile, with reading, chunking and naming done by the block engine's workers. */
+  private async readInWorker(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
+    const { cache, writer } = this.options;
+    const chunks: Array<{ key: string; size: number }> = [];
+    let size = 0;
+    for await (const window of reader(abs)) {
+      size += window.bytes;
+      this.progress.bytesRead += window.bytes;
+      const keys = await writer.adopt(window.blocks);
+      window.blocks.forEach((b, i) => chunks.push({ key: keys[i] as string, size: b.size }));
+    }
+    const ref = await indexChunks(writer, chunks, this.options.maxPlaintext);
+    if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
+    this.sinceCheckpoint += size;
+    await this.maybeCheckpoint();
+    return { ref, size };
+  }
+
+  /** A read buffer of at least `size` bytes from the pool (kept small: one per concurrent reader). */
+  private takeBuffer(size: number): Buffer {
+    const i = this.buffers.findIndex((b) => b.length >= size);
+    if (i >= 0) return this.buffers.splice(i, 1)[0] as Buffer;
+    if (this.buffers.length > 0 && size <= READ_SIZE + this.options.sizes.max) this.buffers.pop();
+    return Buffer.allocUnsafeSlow(size <= 1024 * 1024 ? 1024 * 1024 + this.options.sizes.max : READ_SIZE + this.options.sizes.max);
   }
 
   private async maybeCheckpoint(): Promise<void> {
