@@ -10,6 +10,8 @@ export interface SnapshotStats {
   files: number;
   dirs: number;
   bytesRead: number;
+  /** Bytes of files found unchanged in the file cache (not read). */
+  bytesCached?: number;
   blocksUploaded: number;
   bytesUploaded: number;
   blocksReused: number;

@@ -73,8 +73,10 @@ async function commit(archive: Archive, writer: BlockWriter, tag: string, fill: 
   });
 }
 
-function stats(progress: { files: number; dirs: number; bytesRead: number; skipped: number }, writes: WriteStats, started: number): SnapshotStats {
-  return { ...writes, files: progress.files, dirs: progress.dirs, bytesRead: progress.bytesRead, skipped: progress.skipped, durationMs: Date.now() - started };
+function stats(progress: TreeProgress, writes: WriteStats, started: number): SnapshotStats {
+  return {
+    ...writes, files: progress.files, dirs: progress.dirs, bytesRead: progress.bytesRead, bytesCached: progress.bytesCached, skipped: progress.skipped, durationMs: Date.now() - started,
+  };
 }
 
 /** `cairn snapshot`: snapshots PATHs onto TAG. Unreadable files are logged and skipped. */

@@ -4,6 +4,7 @@ import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules
 import { parseRule, type Rule } from '../../archive/rules.js';
 import { snapshotTree, type SnapshotResult } from '../../archive/snapshot.js';
 import type { Archive } from '../../archive/archive.js';
+import { readSnapshotRecord } from '../../archive/snapshot-record.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
 import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
 import { formatBytes, Progress, runAction } from './output.js';
@@ -41,6 +42,23 @@ export function configRules(ctx: CommandContext): Rule[] {
   return ctx.config.rules.map((r) => parseRule(`${r.include !== undefined ? 'include' : 'exclude'} ${r.include ?? r.exclude}`, r.under ?? null));
 }
 
+/** The size of the tag's previous snapshot (read plus unchanged), to estimate the time left; 0 when unknown. */
+async function previousTotal(archive: Archive, tag: string): Promise<number> {
+  try {
+    const head = (await archive.getTag(tag))?.head ?? null;
+    if (head === null) return 0;
+    const { stats } = await readSnapshotRecord(archive, head);
+    return stats.bytesRead + (stats.bytesCached ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
 export function compileFilters(filters: Filter[]): RegexRule[] {
   return filters.map((f) => (f.include !== undefined ? regexRule(true, f.include) : regexRule(false, f.exclude as string)));
 }
@@ -49,6 +67,7 @@ export function compileFilters(filters: Filter[]): RegexRule[] {
 export async function snapshotCommand(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions = {}): Promise<SnapshotResult> {
   const rules = compileFilters([...ctx.config.filters, ...(options.filters ?? [])]);
   return withArchive(ctx, async (archive: Archive) => {
+    const expected = await previousTotal(archive, tag);
     const cache = ctx.config.fileCache === '' ? undefined : FileCache.open(ctx.config.fileCache, archive.keys.fingerprint);
     let progress: Progress | null = null;
     try {
@@ -71,8 +90,10 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
             const secs = Math.max(0.001, (Date.now() - started) / 1000);
             const rate = formatBytes(tree.bytesRead / secs);
             const current = options.verbose === true ? ` ${tree.current}` : '';
+            const done = tree.bytesRead + tree.bytesCached;
+            const eta = expected > done && tree.bytesRead > 0 ? `, ETA ${formatDuration((expected - done) / (tree.bytesRead / secs))}` : '';
             return `${tree.files} files, ${formatBytes(tree.bytesRead)} read (${rate}/s), ${formatBytes(tree.bytesCached)} unchanged, ` +
-              `${writes.blocksUploaded} blocks uploaded (${formatBytes(writes.bytesUploaded)}), ${writes.blocksReused} reused${current}`;
+              `${writes.blocksUploaded} blocks uploaded (${formatBytes(writes.bytesUploaded)}), ${writes.blocksReused} reused${eta}${current}`;
           }, options.quiet === true);
           progress.start();
         },
