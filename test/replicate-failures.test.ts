@@ -90,6 +90,7 @@ describe('replicated backend: placement and reading', () => {
   it('a flush commits this process\'s placements as durable only after the members flushed', () => withReplica(async ({ dir, open }) => {
     const b = await open();
     await b.put('durable-1', Buffer.from('x'));
+    await new Promise((resolve) => setImmediate(resolve)); // the cache commits at the end of the event loop's turn
     const db = new Database(path.join(dir, 'replica.sqlite'), { readonly: true });
     try {
       const pending = db.prepare('SELECT count(*) AS n FROM placements WHERE pending IS NOT NULL');

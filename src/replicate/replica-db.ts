@@ -112,6 +112,7 @@ export class ReplicaDb {
   readonly session = randomBytes(8).toString('hex');
   private readonly s;
   private lastDataVersion = -1;
+  private commitError: Error | null = null;
 
   constructor(readonly file: string) {
     const created = !existsSync(file);
@@ -150,6 +151,7 @@ export class ReplicaDb {
     }
     const db = this.db;
     this.s = {
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       meta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       members: db.prepare<[], MemberRecord>('SELECT * FROM members ORDER BY name'),
@@ -193,7 +195,7 @@ export class ReplicaDb {
 
   /** True when another connection changed the file since the last call (PRAGMA data_version). */
   changedElsewhere(): boolean {
-    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const version = this.s.dataVersion.get() as number;
     const changed = version !== this.lastDataVersion;
     this.lastDataVersion = version;
     return changed;
@@ -258,16 +260,16 @@ export class ReplicaDb {
 
   /** Records a block's checksum (first writer wins) and the given placements, in one transaction. */
   recordPut(key: string, size: number, sha256: Buffer, present: number[], pending: boolean): void {
-    this.db.transaction(() => {
+    this.grouped(() => {
       this.s.insertBlock.run(key, size, sha256);
       const now = Date.now();
       for (const member of present) this.s.setPlacement.run(key, member, PRESENT, now, pending ? this.session : null);
-    })();
+    });
   }
 
   /** Records what members answered about a key (present, absent or unknown). */
   recordFindings(key: string, findings: ReadonlyArray<readonly [member: number, status: PlacementStatus]>, found?: { size: number; sha256: Buffer }): void {
-    this.db.transaction(() => {
+    this.grouped(() => {
       if (found !== undefined) {
         this.s.insertBlock.run(key, found.size, found.sha256);
         this.s.fillChecksum.run(found.size, found.sha256, key);
@@ -277,7 +279,7 @@ export class ReplicaDb {
         if (status === ABSENT) this.s.deletePlacement.run(key, member);
         else this.s.setPlacement.run(key, member, status, now, null);
       }
-    })();
+    });
   }
 
   /** After a member's flush: this process's placements on it are durable. */
@@ -307,14 +309,14 @@ export class ReplicaDb {
 
   /** Forgets a block entirely (after it was removed from every holder). */
   forgetBlock(key: string): void {
-    this.db.transaction(() => {
+    this.grouped(() => {
       this.s.deletePlacements.run(key);
       this.s.deleteBlock.run(key);
-    })();
+    });
   }
 
   removePlacement(key: string, member: number): void {
-    this.s.deletePlacement.run(key, member);
+    this.grouped(() => this.s.deletePlacement.run(key, member));
   }
 
   /** Keys after `after` with a present placement on a member that is not lost, in key order. */
@@ -376,12 +378,44 @@ export class ReplicaDb {
     this.s.endJob.run(name);
   }
 
-  /** Makes everything committed so far durable on disk (flush). */
+  /**
+   * Cache writes of operations running at the same time share one
+   * transaction, committed at the end of the current turn of the event loop
+   * (and by flush and close): one WAL commit for many puts rather than one
+   * each. A crash may lose the last turn's records, never a flushed one;
+   * what is lost is only cache (the blocks are on the members, found again
+   * by get or verify). Each call is a savepoint: all of it or nothing.
+   */
+  private grouped(fn: () => void): void {
+    if (!this.db.inTransaction) {
+      this.db.exec('BEGIN IMMEDIATE');
+      setImmediate(() => this.commit());
+    }
+    this.db.transaction(fn)();
+  }
+
+  /** Commits the grouped transaction, if one is open. */
+  commit(): void {
+    if (!this.db.open || !this.db.inTransaction) return;
+    try {
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.commitError = err as Error;
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+    }
+  }
+
+  /** Commits, then makes everything committed so far durable on disk (flush). */
   checkpoint(): void {
+    this.commit();
+    const error = this.commitError;
+    this.commitError = null;
+    if (error !== null) throw new BackendError('unavailable', `cannot write ${this.file}: ${error.message}`);
     this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
   close(): void {
+    this.commit();
     if (this.db.open) this.db.close();
   }
 }
