@@ -46,7 +46,8 @@ function linkKey(components: readonly Buffer[]): string {
 export class Extractor {
   readonly stats: ExtractStats = { files: 0, dirs: 0, bytes: 0, warnings: 0 };
   private readonly names = new OwnerNames();
-  private readonly extracted = new Map<string, Buffer>();
+  /** Files written (or being written), by path from the snapshot root: hard links wait for theirs. */
+  private readonly extracted = new Map<string, Promise<Buffer>>();
   private readonly writing = new Semaphore(4);
   private readonly isRoot = process.getuid?.() === 0;
   private root = '';
@@ -99,20 +100,25 @@ export class Extractor {
     switch (entry.type) {
       case 'dir':
         return this.directory(entry, target, rel, false);
-      case 'file':
-        await this.file(entry, target);
-        this.extracted.set(linkKey(rel), target);
+      case 'file': {
+        const written = this.file(entry, target).then(() => target);
+        written.catch(() => undefined);
+        this.extracted.set(linkKey(rel), written);
+        await written;
         return;
+      }
       case 'hardlink': {
         const first = this.extracted.get(linkKey(entry.link ?? []));
         if (first !== undefined) {
-          await fsp.link(first, target);
+          await fsp.link(await first, target);
           this.stats.files += 1;
           return;
         }
-        // The file it links to is outside what is being extracted: restore a copy.
-        await this.file(entry, target);
-        this.extracted.set(linkKey(entry.link ?? []), target);
+        // The file it links to is outside what is being extracted: restore a copy (later links link to it).
+        const written = this.file(entry, target).then(() => target);
+        written.catch(() => undefined);
+        this.extracted.set(linkKey(entry.link ?? []), written);
+        await written;
         return;
       }
       case 'symlink':
