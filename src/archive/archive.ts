@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Backend } from '../backends/backend.js';
 import { BackendError } from '../backends/errors.js';
@@ -26,7 +25,8 @@ const LOCK_TTL_SECONDS = 600;
 export class Archive {
   readonly codec: BlockCodec;
   readonly maxPlaintext: number;
-  private readonly lockOwner = `cairn ${hostname()} ${process.pid} ${randomBytes(4).toString('hex')}`;
+  /** Random: the owner is stored in the archive, which must not learn the host name (design.md, zero knowledge). */
+  private readonly lockOwner = `cairn-${randomBytes(12).toString('hex')}`;
 
   private constructor(readonly backend: Backend, readonly keys: ArchiveKeys, options: ArchiveOptions) {
     this.codec = new BlockCodec(keys.block, options.compression ?? 'zstd', options.compressionLevel ?? 3);

@@ -1,4 +1,5 @@
 import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import type { Archive } from './archive.js';
 import { BlockWriter, named } from './block-writer.js';
 import { Chunker, chunkSizes, gearTable } from './chunker.js';
@@ -111,7 +112,7 @@ export async function snapshotTree(archive: Archive, paths: string[], options: S
     const rows = cache?.takeStaged();
     const result = await commit(archive, writer, options.tag, (previous) => {
       const record: SnapshotRecord = {
-        kind: 'tree', root, previous, time: Date.now(), host: hostname(), user: who(), paths: paths.map((p) => p),
+        kind: 'tree', root, previous, time: Date.now(), host: hostname(), user: who(), paths: paths.map((p) => resolve(p)),
         comment: options.comment ?? '', stats: stats(tree.progress, writer.stats, started), skippedLog,
       };
       if (rootEntry !== undefined) record.rootEntry = rootEntry as Entry;
