@@ -44,7 +44,8 @@ export interface SnapshotRecord {
   skippedLog: Array<[path: string, reason: string]>;
 }
 
-export async function writeSnapshotRecord(writer: BlockWriter, record: SnapshotRecord): Promise<string> {
+/** Stores a record; the skipped log is shortened until the record fits in one block of `maxPlaintext`. */
+export async function writeSnapshotRecord(writer: BlockWriter, record: SnapshotRecord, maxPlaintext = 65536 - 128): Promise<string> {
   const value: Record<string, unknown> = {
     v: 1,
     kind: record.kind,
@@ -61,7 +62,14 @@ export async function writeSnapshotRecord(writer: BlockWriter, record: SnapshotR
   if (record.rootEntry !== undefined) value.rootEntry = encodeEntry(record.rootEntry);
   if (record.name !== undefined) value.name = record.name;
   if (record.size !== undefined) value.size = record.size;
-  return writer.add(BlockType.snapshot, pack(value));
+  let packed = pack(value);
+  let keep = record.skippedLog.length;
+  while (packed.length > maxPlaintext && keep > 0) {
+    keep = Math.floor(keep / 2);
+    value.skipped = record.skippedLog.slice(0, keep);
+    packed = pack(value);
+  }
+  return writer.add(BlockType.snapshot, packed);
 }
 
 export async function readSnapshotRecord(archive: Archive, key: string): Promise<SnapshotRecord> {

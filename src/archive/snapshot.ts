@@ -66,7 +66,7 @@ async function commit(archive: Archive, writer: BlockWriter, tag: string, fill: 
   return archive.withTagLock(tag, async () => {
     const current = await archive.getTag(tag);
     const record = fill(current?.head ?? null);
-    const id = await writeSnapshotRecord(writer, record);
+    const id = await writeSnapshotRecord(writer, record, archive.maxPlaintext);
     await writer.flush();
     await archive.setTag(tag, id);
     await archive.backend.flush();
