@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Backend } from '../src/backends/backend.js';
 import { BackendError } from '../src/backends/errors.js';
+import { UsageError } from '../src/backends/factory.js';
 import { openArchive } from '../src/backends/open.js';
+import { parseS3Args } from '../src/backends/s3/config.js';
 import { identifierFixtures } from './conformance/fixture.js';
 import { backendConformance } from './conformance/suite.js';
 import { S3RVER_CREDENTIALS, S3Server } from './support/s3-server.js';
@@ -142,6 +144,21 @@ describe('s3: what info says, and failures produced for real', () => {
       await backend.close();
     } finally {
       await own.stop();
+    }
+  });
+});
+
+describe('s3: arguments', () => {
+  it('the option names scripts rely on, the prefix normalised, and clear usage errors', () => {
+    const config = parseS3Args(['--endpoint', 'https://x.example', '--region', 'auto', '--path-style', '--storage-class', 'STANDARD_IA',
+      '--connections', '8', '--create-bucket', 's3://my-bucket/a/b/']);
+    assert.deepEqual(
+      [config.bucket, config.prefix, config.endpoint, config.region, config.pathStyle, config.storageClass, config.connections, config.createBucket],
+      ['my-bucket', 'a/b/', 'https://x.example', 'auto', true, 'STANDARD_IA', 8, true],
+    );
+    assert.equal(parseS3Args(['s3://my-bucket']).prefix, '');
+    for (const bad of [['my-bucket/x'], ['s3://B/x'], ['s3://b/../x'], ['--endpoint', 'ftp://x', 's3://bkt/x'], ['--storage-class', 'GLACIER', 's3://bkt/x'], ['--connections', '0', 's3://bkt/x']]) {
+      assert.throws(() => parseS3Args(bad), UsageError, bad.join(' '));
     }
   });
 });

@@ -43,6 +43,9 @@ export function parseS3Args(argv: readonly string[]): S3Config {
   if (!/^\d+(\.\d+)?$/.test(timeout) || Number(timeout) <= 0 || Number(timeout) > 3600) throw new UsageError('--timeout must be a number of seconds above 0 and at most 3600');
   const storageClass = one('storage-class');
   if (storageClass !== undefined && !/^[A-Z_]+$/.test(storageClass)) throw new UsageError(`--storage-class looks wrong: ${JSON.stringify(storageClass)} (e.g. STANDARD, STANDARD_IA, GLACIER_IR)`);
+  if (storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE') {
+    throw new UsageError(`--storage-class ${storageClass} needs a restore before every read; blocks must be readable at once (use GLACIER_IR or STANDARD_IA)`);
+  }
   return {
     bucket,
     prefix,

@@ -110,11 +110,11 @@ export class S3Backend implements Backend {
     checkBlockSize(data, this.settings.blockSize);
     const object = this.blockObject(key);
     if (this.conditional.ifNoneMatch) {
-      await this.objects.put(object, data, `put ${key}`, { ifNoneMatch: true });
+      await this.objects.put(object, data, `put ${key}`, { ifNoneMatch: true }, true);
       return;
     }
     if ((await this.objects.head(object, `put ${key}`)) !== null) return;
-    await this.objects.put(object, data, `put ${key}`);
+    await this.objects.put(object, data, `put ${key}`, {}, true);
   }
 
   async exists(key: string): Promise<boolean> {

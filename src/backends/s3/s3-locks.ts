@@ -88,10 +88,12 @@ interface Claim {
  */
 export class ClaimS3Locks implements S3Locks {
   readonly method = 'claims with list-after-write (the service has no conditional writes)';
+  private readonly kept = new Set<string>();
 
   constructor(private readonly objects: S3Objects, private readonly prefix: string) {}
 
   async acquire(name: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    await this.keepPrefix(name);
     for (let attempt = 0; attempt < 12; attempt += 1) {
       const key = `${this.dir(name)}c-${String(Date.now() + ttlSeconds * 1000).padStart(15, '0')}-${randomBytes(6).toString('hex')}-${Buffer.from(owner).toString('base64url')}`;
       await this.objects.put(key, new Uint8Array(0), `lock ${name}`);
@@ -125,6 +127,18 @@ export class ClaimS3Locks implements S3Locks {
 
   private dir(name: string): string {
     return `${this.prefix}locks/t-${name}/`;
+  }
+
+  /**
+   * A permanent object under each lock's prefix, written once per process
+   * before the first claim: the prefix is then never empty. Servers that
+   * keep prefixes as directories (s3rver) otherwise race a claim's PUT
+   * against removing the directory that the last withdrawn claim emptied.
+   */
+  private async keepPrefix(name: string): Promise<void> {
+    if (this.kept.has(name)) return;
+    await this.objects.put(`${this.dir(name)}keep`, new Uint8Array(0), `lock ${name}`);
+    this.kept.add(name);
   }
 
   /** Live claims, oldest first; expired ones are deleted on the way. */

@@ -69,8 +69,12 @@ export class S3Objects {
     });
   }
 
-  /** Writes an object; 'precondition' when a condition did not hold (412). */
-  put(key: string, body: Uint8Array, what: string, condition: PutCondition = {}): Promise<string | 'precondition'> {
+  /**
+   * Writes an object; 'precondition' when a condition did not hold (412).
+   * Only blocks (`block: true`) get the configured storage class: tags,
+   * locks and the marker are small and rewritten, and stay STANDARD.
+   */
+  put(key: string, body: Uint8Array, what: string, condition: PutCondition = {}, block = false): Promise<string | 'precondition'> {
     return this.request(what, async (signal) => {
       try {
         const out = await this.client.send(new PutObjectCommand({
@@ -78,7 +82,7 @@ export class S3Objects {
           Key: key,
           Body: body,
           ContentLength: body.byteLength,
-          StorageClass: this.storageClass,
+          StorageClass: block ? this.storageClass : undefined,
           IfNoneMatch: condition.ifNoneMatch === true ? '*' : undefined,
           IfMatch: condition.ifMatch,
         }), { abortSignal: signal });
