@@ -64,12 +64,12 @@ export function makeTree(root: string): { files: Map<string, Buffer>; socket: ne
   put('second/setuid', contentOf(10, 5), 0o4755);
   const odd = Buffer.concat([Buffer.from(path.join(root, 'second')), Buffer.from('/caf\xe9-', 'latin1'), Buffer.from([0xff, 0xfe])]);
   writeFileSync(odd, contentOf(777, 6));
-  // Sparse: 48 MiB with a little data in the middle.
+  // Sparse: 24 MiB with a little data in the middle.
   const sparse = path.join(root, 'sparse.img');
   const fd = openSync(sparse, 'w');
-  writeSync(fd, contentOf(5000, 7), 0, 5000, 20 * 1024 * 1024);
+  writeSync(fd, contentOf(5000, 7), 0, 5000, 10 * 1024 * 1024);
   closeSync(fd);
-  execFileSync('truncate', ['-s', String(48 * 1024 * 1024), sparse]);
+  execFileSync('truncate', ['-s', String(24 * 1024 * 1024), sparse]);
   linkSync(path.join(root, 'plain.txt'), path.join(root, 'second/hard link'));
   linkSync(path.join(root, 'dir one/with space.bin'), path.join(root, 'dir one/deeper/hard2'));
   symlinkSync('../plain.txt', path.join(root, 'dir one/to-plain'));

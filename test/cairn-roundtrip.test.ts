@@ -59,7 +59,7 @@ describe('cairn round trip', () => {
 
   test('sparse files stay sparse and empty files stay empty', () => {
     const restored = statSync(path.join(scratch.dir, 'out', 'sparse.img'));
-    assert.equal(restored.size, 48 * 1024 * 1024);
+    assert.equal(restored.size, 24 * 1024 * 1024);
     assert.ok(restored.blocks * 512 < 1024 * 1024, `sparse file uses ${restored.blocks * 512} bytes on disk`);
     assert.equal(statSync(path.join(scratch.dir, 'out', 'empty')).size, 0);
   });
@@ -84,16 +84,16 @@ describe('cairn round trip', () => {
   test('an insertion in the middle of a large file uploads only a few blocks', async () => {
     const big = path.join(scratch.dir, 'big');
     mkdirSync(big);
-    const data = contentOf(12 * 1024 * 1024, 11);
+    const data = contentOf(8 * 1024 * 1024, 11);
     writeFileSync(path.join(big, 'data'), data);
     const first = await snapshotCommand(ctx, 'big', [big], { quiet: true, workers: 1 });
-    assert.ok(first.record.stats.blocksUploaded >= 8, `${first.record.stats.blocksUploaded} blocks for 12 MiB`);
-    const middle = 6 * 1024 * 1024 + 333;
+    assert.ok(first.record.stats.blocksUploaded >= 5, `${first.record.stats.blocksUploaded} blocks for 8 MiB`);
+    const middle = 4 * 1024 * 1024 + 333;
     writeFileSync(path.join(big, 'data'), Buffer.concat([data.subarray(0, middle), Buffer.from('an insertion'), data.subarray(middle)]));
     const second = await snapshotCommand(ctx, 'big', [big], { quiet: true, workers: 1 });
     // The changed chunk (perhaps its neighbour), the chunk index, the directory, and the record (counted after).
     assert.ok(second.record.stats.blocksUploaded <= 5, `${second.record.stats.blocksUploaded} blocks uploaded`);
-    assert.ok(second.record.stats.bytesUploaded < 9 * 1024 * 1024);
+    assert.ok(second.record.stats.bytesUploaded < 5 * 1024 * 1024, `${second.record.stats.bytesUploaded} bytes uploaded`);
     const out = sink();
     await catFile(ctx, 'big/data', out.stream);
     assert.ok(out.data().subarray(middle, middle + 12).equals(Buffer.from('an insertion')));
