@@ -70,7 +70,7 @@ export class SftpPool {
       conn.client = null;
       conn.sftp = null;
       if (client !== null) {
-        await Promise.race([client.end().catch(() => undefined), sleep(2000)]);
+        await Promise.race([client.end().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
         sshClientOf(client).destroy();
       }
     }));
