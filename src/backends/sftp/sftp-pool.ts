@@ -83,13 +83,13 @@ export class SftpPool {
     let lastError: unknown = null;
     for (;;) {
       const conn = this.pick();
-      let sent = false;
+      let used: SFTPWrapper | null = null;
       try {
         const sftp = await withDeadline(this.ready(conn), deadline, () => this.drop(conn));
-        sent = true;
+        used = sftp;
         conn.busy += 1;
         try {
-          return await withDeadline(fn(sftp), deadline, () => this.drop(conn));
+          return await withDeadline(fn(sftp), deadline, () => this.drop(conn, sftp));
         } finally {
           conn.busy -= 1;
         }
@@ -99,9 +99,9 @@ export class SftpPool {
           throw new BackendError('unavailable', `${what}: ${this.label} did not complete within ${this.config.timeoutSeconds} s (${why})`);
         }
         if (this.closed || !isConnectionError(err)) throw sftpErrorToBackendError(err, `${what} (${this.label})`);
-        this.drop(conn);
+        if (used !== null) this.drop(conn, used);
         lastError = err;
-        if ((sent && retry !== 'idempotent') || Date.now() + delay >= deadline) {
+        if ((used !== null && retry !== 'idempotent') || Date.now() + delay >= deadline) {
           throw sftpErrorToBackendError(err, `${what} (${this.label})`);
         }
         await sleep(delay * (0.5 + Math.random()));
@@ -158,8 +158,16 @@ export class SftpPool {
     }
   }
 
-  /** Drops a connection (lost or hung): its requests fail, the next request reconnects. */
-  private drop(conn: Connection): void {
+  /**
+   * Drops a connection (lost or hung): its requests fail, the next request
+   * reconnects. With `only`, nothing happens if the connection has already
+   * been replaced by a newer one.
+   */
+  private drop(conn: Connection, only?: SFTPWrapper): void {
+    if (only !== undefined && conn.sftp !== only) {
+      connectionLost(only);
+      return;
+    }
     const client = conn.client;
     if (conn.sftp !== null) connectionLost(conn.sftp);
     conn.client = null;
