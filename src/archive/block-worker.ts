@@ -16,13 +16,40 @@ const data = workerData as {
 const hashKey = Buffer.from(data.hashKey);
 const codec = new BlockCodec(Buffer.from(data.encryptionKey), data.compression, data.level);
 /** Blocks kept until sealed or dropped; `own` when the plaintext has a buffer of its own (which then goes back to be used again). */
-const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array; own: boolean }>();
+const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array; own: boolean; window?: Buffer }>();
 const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunkerSeed)) : null;
 const READ_SIZE = 16 * 1024 * 1024;
 const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
-const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer }>();
+const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null }>();
 let nextHeld = -1;
+
+/**
+ * Window buffers are used again once nothing refers to them (the chunks cut
+ * from a window are views of it, kept until sealed or dropped; the file
+ * keeps its undecided tail until the next window copies it). Fresh buffers
+ * cost page faults and garbage collection; reused ones cost neither.
+ */
+const WINDOW = READ_SIZE + (data.chunkSizes?.max ?? 0);
+const pool: Buffer[] = [];
+const refs = new Map<Buffer, number>();
+
+function takeWindow(): Buffer {
+  const buffer = pool.pop() ?? Buffer.allocUnsafeSlow(WINDOW);
+  refs.set(buffer, 1);
+  return buffer;
+}
+
+function releaseWindow(buffer: Buffer | null | undefined): void {
+  if (buffer === null || buffer === undefined) return;
+  const left = (refs.get(buffer) ?? 1) - 1;
+  if (left > 0) {
+    refs.set(buffer, left);
+    return;
+  }
+  refs.delete(buffer);
+  if (pool.length < 4) pool.push(buffer);
+}
 
 type Message =
   | { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array }
@@ -36,14 +63,17 @@ type Message =
 function readWindow(id: number, fileId: number): void {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
-  const buffer = Buffer.allocUnsafeSlow(file.rest.length + READ_SIZE);
+  const buffer = takeWindow();
   file.rest.copy(buffer, 0);
+  releaseWindow(file.window);
+  file.window = buffer;
   let bytes = 0;
   try {
     bytes = readSync(file.fd, buffer, file.rest.length, READ_SIZE, null);
   } catch (err) {
     closeSync(file.fd);
     files.delete(fileId);
+    releaseWindow(file.window);
     parentPort?.postMessage({ id, error: (err as Error).message, done: true });
     return;
   }
@@ -54,12 +84,14 @@ function readWindow(id: number, fileId: number): void {
     const key = blockKey(hashKey, DATA, chunk);
     const heldId = nextHeld;
     nextHeld -= 1;
-    held.set(heldId, { key, type: DATA, plaintext: chunk, own: false });
+    held.set(heldId, { key, type: DATA, plaintext: chunk, own: false, window: buffer });
+    refs.set(buffer, (refs.get(buffer) ?? 0) + 1);
     chunks.push([heldId, key, chunk.length]);
   }
   if (bytes === 0) {
     closeSync(file.fd);
     files.delete(fileId);
+    releaseWindow(file.window);
   }
   parentPort?.postMessage({ id, chunks, bytes, done: bytes === 0 });
 }
@@ -75,14 +107,17 @@ parentPort?.on('message', (msg: Message) => {
         parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
         return;
       }
-      files.set(msg.fileId, { fd, chunker: new Chunker(gear, data.chunkSizes), rest: Buffer.alloc(0) });
+      files.set(msg.fileId, { fd, chunker: new Chunker(gear, data.chunkSizes), rest: Buffer.alloc(0), window: null });
       readWindow(msg.id, msg.fileId);
     } else if (msg.op === 'file-next') {
       readWindow(msg.id, msg.fileId);
     } else if (msg.op === 'file-close') {
       const file = files.get(msg.fileId);
       files.delete(msg.fileId);
-      if (file !== undefined) closeSync(file.fd);
+      if (file !== undefined) {
+        closeSync(file.fd);
+        releaseWindow(file.window);
+      }
     } else if (msg.op === 'hash') {
       const key = blockKey(hashKey, msg.type, msg.plaintext);
       held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext, own: true });
@@ -92,6 +127,7 @@ parentPort?.on('message', (msg: Message) => {
       held.delete(msg.held);
       if (block === undefined) throw new Error(`no block ${msg.held} held`);
       const sealed = codec.seal(block.key, block.type, block.plaintext);
+      releaseWindow(block.window);
       const own = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
       const out = own ? sealed : new Uint8Array(sealed);
       // A plaintext with a buffer of its own goes back too, to be used again (block-engine.ts).
@@ -100,6 +136,7 @@ parentPort?.on('message', (msg: Message) => {
     } else {
       const block = held.get(msg.held);
       held.delete(msg.held);
+      releaseWindow(block?.window);
       if (block?.own === true) parentPort?.postMessage({ id: 0, recycle: block.plaintext }, [block.plaintext.buffer as ArrayBuffer]);
     }
   } catch (err) {
