@@ -11,7 +11,7 @@ import type { BlockType } from './format.js';
  *
  * with the block key as associated data, so a block cannot be moved to
  * another key. Compression 1 is zstd; 0 stores the plaintext when zstd would
- * not save at least 1/32 of it.
+ * not save at least 1/32 of it (judged on a 64 KiB sample first for blocks of 512 KiB or more).
  */
 const BLOCK_VERSION = 1;
 
@@ -36,7 +36,7 @@ export class BlockCodec {
   seal(key: string, type: BlockType, plaintext: Uint8Array): Buffer {
     let method = 0;
     let payload: Uint8Array = plaintext;
-    if (this.compression === 'zstd' && plaintext.length >= 64) {
+    if (this.compression === 'zstd' && plaintext.length >= 64 && this.samplePays(plaintext)) {
       const packed = this.compressor.compress(plaintext);
       if (packed.length < plaintext.length - (plaintext.length >> 5)) {
         method = 1;
@@ -50,6 +50,18 @@ export class BlockCodec {
     const body = cipher.update(payload);
     const tail = cipher.final();
     return Buffer.concat([Buffer.of(BLOCK_VERSION), nonce, head, body, tail, cipher.getAuthTag()]);
+  }
+
+  /**
+   * For a big block, compresses a 64 KiB sample first: already-compressed or
+   * random data (that does not shrink by 1/32) is stored as it is without
+   * spending the time to compress all of it.
+   */
+  private samplePays(plaintext: Uint8Array): boolean {
+    if (plaintext.length < 512 * 1024) return true;
+    const start = (plaintext.length >> 1) - 32 * 1024;
+    const sample = plaintext.subarray(start, start + 64 * 1024);
+    return this.compressor.compress(sample).length < sample.length - (sample.length >> 5);
   }
 
   /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */
