@@ -27,6 +27,7 @@ import {
   checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl,
 } from '../names.js';
 import { mkdirPrivate } from '../fs/atomic-file.js';
+import { MEMBER_TAG, memberOf } from '../membership.js';
 import { joinIdentifier } from '../../protocol/identifier.js';
 import { LogReader, listLogs, logName } from './log-files.js';
 import { Metadata, MetadataUnusable, type Location } from './metadata.js';
@@ -50,6 +51,8 @@ export class SplitlogBackend implements Backend, WriterHost {
   readonly reader: LogReader;
   private closed = false;
   readonly identifier: string;
+  /** The replicated set this archive belongs to (membership.ts). */
+  private member: string | undefined;
 
   private constructor(
     readonly config: SplitlogConfig,
@@ -121,6 +124,7 @@ export class SplitlogBackend implements Backend, WriterHost {
     } else if (filesWritable && !backend.settings.writeProtected) {
       await backend.writer.recoverIfFree();
     }
+    if (degraded === null) backend.member = memberOf(await backend.getTag(MEMBER_TAG).catch(() => null));
     return backend;
   }
 
@@ -181,12 +185,14 @@ export class SplitlogBackend implements Backend, WriterHost {
 
   info(): BackendInfo {
     if (this.degraded !== null) return { backend: 'splitlog', blockSize: this.settings.blockSize, writable: false, features: ['admin'] };
-    return {
+    const info: BackendInfo = {
       backend: 'splitlog',
       blockSize: this.settings.blockSize,
       writable: this.filesWritable && !this.settings.writeProtected,
       features: ['remove', 'listBlocks', 'admin'],
     };
+    if (this.member !== undefined) info.member = this.member;
+    return info;
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
@@ -244,6 +250,7 @@ export class SplitlogBackend implements Backend, WriterHost {
     checkTagName(name);
     this.checkWritable();
     await this.writer.append(RecordType.TagSet, name, value);
+    if (name === MEMBER_TAG) this.member = memberOf(value);
   }
 
   async getTag(name: string): Promise<Uint8Array | null> {
@@ -260,6 +267,7 @@ export class SplitlogBackend implements Backend, WriterHost {
     const loc = await this.writer.append(RecordType.TagRemoved, name, new Uint8Array(0), {
       check: () => this.locate('tag', name) !== null,
     });
+    if (name === MEMBER_TAG) this.member = undefined;
     return loc !== null;
   }
 
