@@ -52,3 +52,15 @@ export function parseCount(value: string | undefined, what: string): number {
   }
   return Number(value);
 }
+
+/** The `stats` admin command of a store: the protocol stats operation, as aligned text. */
+export function statsCommand(summary: string, stats: () => Promise<Record<string, unknown>>): AdminCommand {
+  return {
+    usage: 'stats',
+    summary,
+    run: async () => {
+      const data = await stats();
+      return { text: formatFields(data), data };
+    },
+  };
+}

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type {
   AdminResult, Backend, BackendInfo, BackendStats, BlockPage,
 } from '../backend.js';
-import { formatFields, runAdmin, type AdminTable } from '../admin-commands.js';
+import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError, fsErrorToBackendError } from '../errors.js';
 import {
   checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl, isValidTagName, isValidKey,
@@ -47,10 +47,7 @@ export class FsBackend implements Backend {
   private member: string | undefined;
   private readonly adminTable: AdminTable = {
     info: { usage: 'info', summary: 'describe this store', run: () => this.describe() },
-    stats: { usage: 'stats', summary: 'blocks, bytes and tags held (walks the store)', run: async () => {
-      const stats = await this.stats();
-      return { text: formatFields(stats), data: stats };
-    } },
+    stats: statsCommand('blocks, bytes and tags held (walks the store)', () => this.stats()),
   };
 
   private constructor(readonly dir: string, private readonly settings: FsSettings, private readonly writable: boolean) {

@@ -9,7 +9,7 @@
 import type {
   AdminResult, Backend, BackendInfo, BackendStats, BlockPage,
 } from '../backend.js';
-import { formatFields, runAdmin, type AdminTable } from '../admin-commands.js';
+import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
 import { MEMBER_TAG, memberOf } from '../membership.js';
 import { acquireLock, isLive, releaseLock, type LockRecord } from '../locks.js';
@@ -32,10 +32,7 @@ export class MemoryBackend implements Backend {
   private closed = false;
   private readonly adminTable: AdminTable = {
     info: { usage: 'info', summary: 'describe this store', run: () => this.describe() },
-    stats: { usage: 'stats', summary: 'blocks and bytes held', run: async () => {
-      const stats = await this.stats();
-      return { text: formatFields(stats), data: stats };
-    } },
+    stats: statsCommand('blocks and bytes held', () => this.stats()),
   };
 
   constructor(readonly store = new MemoryStore()) {}

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, HeadBucketCommand, S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import type { AdminResult, Backend, BackendInfo, BackendStats, BlockPage } from '../backend.js';
-import { formatFields, runAdmin, type AdminTable } from '../admin-commands.js';
+import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
 import { parseFsCursor, shardOf } from '../fs/fs-backend.js';
 import {
@@ -46,10 +46,7 @@ export class S3Backend implements Backend {
   private readonly locks: S3Locks;
   private readonly adminTable: AdminTable = {
     info: { usage: 'info', summary: 'describe this store and what the service supports', run: () => this.describe() },
-    stats: { usage: 'stats', summary: 'blocks, bytes and tags held (lists every object)', run: async () => {
-      const stats = await this.stats();
-      return { text: formatFields(stats), data: stats };
-    } },
+    stats: statsCommand('blocks, bytes and tags held (lists every object)', () => this.stats()),
   };
 
   private constructor(

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { posix as path } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import type { AdminResult, Backend, BackendInfo, BackendStats, BlockPage } from '../backend.js';
-import { formatFields, runAdmin, type AdminTable } from '../admin-commands.js';
+import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
 import { FS_MARKER, parseFsCursor, shardOf, type FsSettings } from '../fs/fs-backend.js';
 import {
@@ -48,10 +48,7 @@ export class SftpBackend implements Backend {
   private closed = false;
   private readonly adminTable: AdminTable = {
     info: { usage: 'info', summary: 'describe this store and the server', run: () => this.describe() },
-    stats: { usage: 'stats', summary: 'blocks, bytes and tags held (walks the store)', run: async () => {
-      const stats = await this.stats();
-      return { text: formatFields(stats), data: stats };
-    } },
+    stats: statsCommand('blocks, bytes and tags held (walks the store)', () => this.stats()),
   };
 
   private constructor(
