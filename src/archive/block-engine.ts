@@ -21,9 +21,9 @@ export interface BlockEngine {
   /**
    * Reads, chunks and names a whole file off the main thread, window by
    * window (the next window is read when the consumer asks for it), or
-   * null when this engine cannot.
+   * null when this engine cannot. `size` (from lstat) lets a small file be read without a window.
    */
-  readFile: ((path: Buffer) => AsyncGenerator<FileWindow>) | null;
+  readFile: ((path: Buffer, size?: number) => AsyncGenerator<FileWindow>) | null;
   close(): Promise<void>;
 }
 
@@ -115,7 +115,7 @@ class WorkerEngine implements BlockEngine {
   private readonly free = new Map<number, ArrayBuffer[]>();
 
   constructor(options: EngineOptions, count: number) {
-    this.readFile = options.chunker === undefined ? null : (path) => this.readFileInWorker(path);
+    this.readFile = options.chunker === undefined ? null : (path, size) => this.readFileInWorker(path, size);
     const url = new URL('./block-worker.js', import.meta.url);
     for (let i = 0; i < count; i += 1) {
       const worker = new Worker(url, {
@@ -186,12 +186,16 @@ class WorkerEngine implements BlockEngine {
     (this.workers[held.worker] as Worker).postMessage({ op: 'drop', id: 0, held: held.id });
   }
 
-  readonly readFile: ((path: Buffer) => AsyncGenerator<FileWindow>) | null;
+  readonly readFile: ((path: Buffer, size?: number) => AsyncGenerator<FileWindow>) | null;
 
   /** See BlockEngine.readFile: a file is read by one worker, which keeps its chunks until sealed or dropped. */
-  private async *readFileInWorker(path: Buffer): AsyncGenerator<FileWindow> {
+  private async *readFileInWorker(path: Buffer, size?: number): AsyncGenerator<FileWindow> {
+    // Fewest files open, then fewest bytes held (the worker that holds a chunk also seals it).
     let worker = 0;
-    for (let i = 1; i < this.workers.length; i += 1) if ((this.files[i] as number) < (this.files[worker] as number)) worker = i;
+    for (let i = 1; i < this.workers.length; i += 1) {
+      const files = (this.files[i] as number) - (this.files[worker] as number);
+      if (files < 0 || (files === 0 && (this.load[i] as number) < (this.load[worker] as number))) worker = i;
+    }
     this.files[worker] = (this.files[worker] as number) + 1;
     const fileId = this.nextId;
     this.nextId += 1;
@@ -201,7 +205,7 @@ class WorkerEngine implements BlockEngine {
       while (!done) {
         const id = this.nextId;
         this.nextId += 1;
-        const reply = await this.ask(worker, { op, id, fileId, path });
+        const reply = await this.ask(worker, { op, id, fileId, path, size });
         op = 'file-next';
         done = reply.done === true;
         const blocks = (reply.chunks ?? []).map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));

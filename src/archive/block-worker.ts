@@ -55,7 +55,7 @@ type Message =
   | { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array }
   | { op: 'seal'; id: number; held: number }
   | { op: 'drop'; id: number; held: number }
-  | { op: 'file-open'; id: number; fileId: number; path: Uint8Array }
+  | { op: 'file-open'; id: number; fileId: number; path: Uint8Array; size?: number }
   | { op: 'file-next'; id: number; fileId: number }
   | { op: 'file-close'; id: number; fileId: number };
 
@@ -71,29 +71,83 @@ function readWindow(id: number, fileId: number): void {
   try {
     bytes = readSync(file.fd, buffer, file.rest.length, READ_SIZE, null);
   } catch (err) {
+    fileFailed(id, fileId, err as Error);
+    return;
+  }
+  cutWindow(id, fileId, buffer, bytes, READ_SIZE);
+}
+
+/**
+ * The first read of a file expected to be small goes into one scratch buffer
+ * of this worker (its chunks are copied out at once): no window is taken.
+ * A file that turns out bigger keeps what was read as its undecided tail.
+ */
+const SMALL_FILE = 1024 * 1024;
+let scratch: Buffer | null = null;
+
+function readSmall(id: number, fileId: number): void {
+  const file = files.get(fileId);
+  if (file === undefined) throw new Error(`no file ${fileId} open`);
+  scratch ??= Buffer.allocUnsafeSlow(SMALL_FILE + 1);
+  let bytes = 0;
+  try {
+    bytes = readSync(file.fd, scratch, 0, SMALL_FILE + 1, null);
+  } catch (err) {
+    fileFailed(id, fileId, err as Error);
+    return;
+  }
+  if (bytes > SMALL_FILE) {
+    file.rest = Buffer.from(scratch.subarray(0, bytes));
+    parentPort?.postMessage({ id, chunks: [], bytes, done: false });
+    return;
+  }
+  cutWindow(id, fileId, scratch, bytes, SMALL_FILE + 1);
+}
+
+function fileFailed(id: number, fileId: number, err: Error): void {
+  const file = files.get(fileId);
+  if (file !== undefined) {
     closeSync(file.fd);
     files.delete(fileId);
     releaseWindow(file.window);
-    parentPort?.postMessage({ id, error: (err as Error).message, done: true });
-    return;
   }
-  const split = file.chunker.split(buffer.subarray(0, file.rest.length + bytes), bytes === 0);
+  parentPort?.postMessage({ id, error: err.message, done: true });
+}
+
+/** Cuts what was read into `buffer` (after the file's undecided tail), names the chunks and keeps them. */
+function cutWindow(id: number, fileId: number, buffer: Buffer, bytes: number, asked: number): void {
+  const file = files.get(fileId);
+  if (file === undefined) throw new Error(`no file ${fileId} open`);
+  // A short read of a regular file is its end: no second round trip to read nothing.
+  const final = bytes < asked;
+  const filled = file.rest.length + bytes;
+  const split = file.chunker.split(buffer.subarray(0, filled), final);
   file.rest = split.rest;
+  // A window mostly empty (a small file, or the end of one) is not kept alive
+  // by its chunks: they are copied out and the window goes back to the pool
+  // at once. Otherwise every small file would pin a whole fresh window until
+  // sealed, and the worker would spend its time allocating and collecting.
+  const copyOut = buffer === scratch || filled < WINDOW / 4;
   const chunks: Array<[number, string, number]> = [];
-  for (const chunk of split.chunks) {
+  for (const view of split.chunks) {
+    const chunk = copyOut ? Buffer.from(view) : view;
     const key = blockKey(hashKey, DATA, chunk);
     const heldId = nextHeld;
     nextHeld -= 1;
-    held.set(heldId, { key, type: DATA, plaintext: chunk, own: false, window: buffer });
-    refs.set(buffer, (refs.get(buffer) ?? 0) + 1);
+    if (copyOut) {
+      held.set(heldId, { key, type: DATA, plaintext: chunk, own: false });
+    } else {
+      held.set(heldId, { key, type: DATA, plaintext: chunk, own: false, window: buffer });
+      refs.set(buffer, (refs.get(buffer) ?? 0) + 1);
+    }
     chunks.push([heldId, key, chunk.length]);
   }
-  if (bytes === 0) {
+  if (final) {
     closeSync(file.fd);
     files.delete(fileId);
     releaseWindow(file.window);
   }
-  parentPort?.postMessage({ id, chunks, bytes, done: bytes === 0 });
+  parentPort?.postMessage({ id, chunks, bytes, done: final });
 }
 
 parentPort?.on('message', (msg: Message) => {
@@ -108,7 +162,8 @@ parentPort?.on('message', (msg: Message) => {
         return;
       }
       files.set(msg.fileId, { fd, chunker: new Chunker(gear, data.chunkSizes), rest: Buffer.alloc(0), window: null });
-      readWindow(msg.id, msg.fileId);
+      if (msg.size !== undefined && msg.size <= SMALL_FILE) readSmall(msg.id, msg.fileId);
+      else readWindow(msg.id, msg.fileId);
     } else if (msg.op === 'file-next') {
       readWindow(msg.id, msg.fileId);
     } else if (msg.op === 'file-close') {

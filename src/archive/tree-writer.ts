@@ -309,7 +309,7 @@ export class TreeWriter {
     const { cache, writer } = this.options;
     const chunks: Array<{ key: string; size: number }> = [];
     let size = 0;
-    for await (const window of reader(abs)) {
+    for await (const window of reader(abs, Number(st.size))) {
       size += window.bytes;
       this.progress.bytesRead += window.bytes;
       const keys = await writer.adopt(window.blocks);
