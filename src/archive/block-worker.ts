@@ -18,7 +18,7 @@ const codec = new BlockCodec(Buffer.from(data.encryptionKey), data.compression, 
 /** Blocks kept until sealed or dropped; `own` when the plaintext has a buffer of its own (which then goes back to be used again). */
 const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array; own: boolean; window?: Buffer }>();
 const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunkerSeed)) : null;
-const READ_SIZE = 16 * 1024 * 1024;
+const READ_SIZE = 4 * 1024 * 1024;
 const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
 const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null }>();
@@ -74,34 +74,44 @@ function readWindow(id: number, fileId: number): void {
     fileFailed(id, fileId, err as Error);
     return;
   }
-  cutWindow(id, fileId, buffer, bytes, READ_SIZE);
+  cutWindow(id, fileId, buffer, buffer, bytes, READ_SIZE);
 }
 
 /**
- * The first read of a file expected to be small goes into one scratch buffer
- * of this worker (its chunks are copied out at once): no window is taken.
- * A file that turns out bigger keeps what was read as its undecided tail.
+ * Files expected to be small are read one after the other into a shared
+ * window, at `packedAt`; their chunks are views of it (the window goes back
+ * to the pool once all are sealed or dropped). Neither a window per file nor
+ * a fresh buffer per chunk: the allocator's churn of mid-sized buffers is
+ * what made the worker slow and the process's memory grow. A file that turns
+ * out bigger keeps what was read as its undecided tail.
  */
 const SMALL_FILE = 1024 * 1024;
-let scratch: Buffer | null = null;
+let packed: Buffer | null = null;
+let packedAt = 0;
 
 function readSmall(id: number, fileId: number): void {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
-  scratch ??= Buffer.allocUnsafeSlow(SMALL_FILE + 1);
+  if (packed === null || WINDOW - packedAt < SMALL_FILE + 1) {
+    releaseWindow(packed);
+    packed = takeWindow();
+    packedAt = 0;
+  }
+  const at = packedAt;
   let bytes = 0;
   try {
-    bytes = readSync(file.fd, scratch, 0, SMALL_FILE + 1, null);
+    bytes = readSync(file.fd, packed, at, SMALL_FILE + 1, null);
   } catch (err) {
     fileFailed(id, fileId, err as Error);
     return;
   }
   if (bytes > SMALL_FILE) {
-    file.rest = Buffer.from(scratch.subarray(0, bytes));
+    file.rest = Buffer.from(packed.subarray(at, at + bytes));
     parentPort?.postMessage({ id, chunks: [], bytes, done: false });
     return;
   }
-  cutWindow(id, fileId, scratch, bytes, SMALL_FILE + 1);
+  packedAt += bytes;
+  cutWindow(id, fileId, packed, packed.subarray(at, at + bytes), bytes, SMALL_FILE + 1);
 }
 
 function fileFailed(id: number, fileId: number, err: Error): void {
@@ -114,20 +124,18 @@ function fileFailed(id: number, fileId: number, err: Error): void {
   parentPort?.postMessage({ id, error: err.message, done: true });
 }
 
-/** Cuts what was read into `buffer` (after the file's undecided tail), names the chunks and keeps them. */
-function cutWindow(id: number, fileId: number, buffer: Buffer, bytes: number, asked: number): void {
+/** Cuts what was read into `view` of `buffer` (after the file's undecided tail), names the chunks and keeps them. */
+function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, bytes: number, asked: number): void {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   // A short read of a regular file is its end: no second round trip to read nothing.
   const final = bytes < asked;
   const filled = file.rest.length + bytes;
-  const split = file.chunker.split(buffer.subarray(0, filled), final);
+  const split = file.chunker.split(view.subarray(0, filled), final);
   file.rest = split.rest;
-  // A window mostly empty (a small file, or the end of one) is not kept alive
-  // by its chunks: they are copied out and the window goes back to the pool
-  // at once. Otherwise every small file would pin a whole fresh window until
-  // sealed, and the worker would spend its time allocating and collecting.
-  const copyOut = buffer === scratch || filled < WINDOW / 4;
+  // The last window of a big file, mostly empty, is not kept alive by its
+  // chunks: they are copied out and the window goes back to the pool at once.
+  const copyOut = buffer !== packed && filled < WINDOW / 4;
   const chunks: Array<[number, string, number]> = [];
   for (const view of split.chunks) {
     const chunk = copyOut ? Buffer.from(view) : view;
