@@ -97,7 +97,7 @@ type Reply = {
 };
 
 const SMALLEST_CLASS = 64 * 1024;
-const KEEP_PER_CLASS = 128;
+const KEEP_PER_CLASS = 16;
 
 class WorkerEngine implements BlockEngine {
   readonly copiesInput = true;

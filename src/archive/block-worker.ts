@@ -48,7 +48,7 @@ function releaseWindow(buffer: Buffer | null | undefined): void {
     return;
   }
   refs.delete(buffer);
-  if (pool.length < 4) pool.push(buffer);
+  if (pool.length < 2) pool.push(buffer);
 }
 
 type Message =

@@ -14,7 +14,7 @@ export interface WriteStats {
 
 const BATCH_BLOCKS = 256;
 const BATCH_BYTES = 16 * 1024 * 1024;
-const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 
 /**
  * Stores blocks with deduplication and without one round trip per block
