@@ -91,6 +91,13 @@ interface WorkerHeld extends HeldBlock {
   worker: number;
 }
 
+/**
+ * Blocks up to this size (directory and index blocks, mostly) are named and
+ * sealed in this thread: a round trip to a worker costs more than the work,
+ * and the tree walk waits for each directory's key before the next.
+ */
+const INLINE_BELOW = 64 * 1024;
+
 type Reply = {
   id: number; key?: string; sealed?: Uint8Array; error?: string; recycle?: Uint8Array;
   chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean;
@@ -113,8 +120,11 @@ class WorkerEngine implements BlockEngine {
    * cheaper than into fresh pages. Kept by power-of-two size class.
    */
   private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly inline: InlineEngine;
+  private readonly inlineHeld = new WeakSet<HeldBlock>();
 
   constructor(options: EngineOptions, count: number) {
+    this.inline = new InlineEngine(options);
     this.readFile = options.chunker === undefined ? null : (path, size) => this.readFileInWorker(path, size);
     const url = new URL('./block-worker.js', import.meta.url);
     for (let i = 0; i < count; i += 1) {
@@ -151,6 +161,12 @@ class WorkerEngine implements BlockEngine {
   }
 
   async hash(type: BlockType, plaintext: Uint8Array): Promise<HeldBlock> {
+    if (plaintext.length < INLINE_BELOW) {
+      // A copy: the caller may reuse its buffer once this returns.
+      const held = await this.inline.hash(type, Buffer.from(plaintext));
+      this.inlineHeld.add(held);
+      return held;
+    }
     const id = this.nextId;
     this.nextId += 1;
     // The plaintext is held by the worker until sealed or dropped: spread blocks by bytes held.
@@ -168,6 +184,7 @@ class WorkerEngine implements BlockEngine {
   }
 
   async seal(block: HeldBlock): Promise<Uint8Array> {
+    if (this.inlineHeld.has(block)) return this.inline.seal(block);
     const held = block as WorkerHeld;
     try {
       // Held ids are the worker's own (unique per worker); the request gets an id of its own.
@@ -181,6 +198,7 @@ class WorkerEngine implements BlockEngine {
   }
 
   drop(block: HeldBlock): void {
+    if (this.inlineHeld.has(block)) return;
     const held = block as WorkerHeld;
     this.load[held.worker] = (this.load[held.worker] as number) - held.size;
     (this.workers[held.worker] as Worker).postMessage({ op: 'drop', id: 0, held: held.id });
