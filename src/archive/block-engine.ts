@@ -43,7 +43,12 @@ export interface EngineOptions {
   encryptionKey: Buffer;
   compression: Compression;
   level: number;
-  /** Worker threads; 0 works in this thread. Default CAIRN_SEAL_WORKERS or the number of CPUs (at most 4). */
+  /**
+   * Worker threads; 0 works in this thread. Default CAIRN_SEAL_WORKERS, else
+   * one less than the number of CPUs (at least 1, at most 4): the main thread
+   * (walk, lstat, the archive's index, puts) keeps a core busy itself, and on
+   * 2 cores a second worker bought no speed for 40 MiB more (bench/NOTES.md).
+   */
   workers?: number;
   /** For reading files in the workers: the chunker's seed and sizes. */
   chunker?: { seed: Buffer; sizes: ChunkSizes };
@@ -51,7 +56,7 @@ export interface EngineOptions {
 
 export function makeEngine(options: EngineOptions): BlockEngine {
   const fromEnv = process.env.CAIRN_SEAL_WORKERS;
-  const workers = options.workers ?? (fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.min(4, availableParallelism()));
+  const workers = options.workers ?? (fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.max(1, Math.min(4, availableParallelism() - 1)));
   if (!Number.isInteger(workers) || workers <= 0) return new InlineEngine(options);
   return new WorkerEngine(options, workers);
 }
