@@ -16,9 +16,12 @@ import type {
 import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError, fsErrorToBackendError } from '../errors.js';
 import {
-  checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl, isValidTagName, isValidKey,
+  checkBlockSize, checkKey, checkKeyList, checkOwner, checkTagName, checkTtl, isValidTagName, isValidKey,
 } from '../names.js';
 import { FsLocks } from './fs-locks.js';
+import { listShardedPage, shardOf } from './sharded-listing.js';
+
+export { parseFsCursor, shardOf } from './sharded-listing.js';
 import { MEMBER_TAG, memberOf } from '../membership.js';
 import { mkdirPrivate, readIfExists, replaceFile, syncDir, tempName, writeNewFile } from './atomic-file.js';
 
@@ -31,9 +34,6 @@ export interface FsSettings {
   blockSize: number;
 }
 
-export function shardOf(key: string): string {
-  return key.length >= 2 ? key.slice(0, 2) : `${key}_`;
-}
 
 export class FsBackend implements Backend {
   private readonly blocksDir: string;
@@ -172,23 +172,10 @@ export class FsBackend implements Backend {
     }
   }
 
-  /** Order: by shard, then by key; the cursor is "SHARD/KEY" of the last key returned. */
+  /** Order: by shard, then by key (sharded-listing.ts). */
   async listBlocks(cursor: string | null, limit: number): Promise<BlockPage> {
     this.checkOpen();
-    const after = parseFsCursor(checkCursor(cursor));
-    checkListLimit(limit);
-    const shards = (await readdirOrEmpty(this.blocksDir)).filter((s) => after === null || s >= after.shard).sort();
-    const keys: string[] = [];
-    for (const shard of shards) {
-      const names = (await readdirOrEmpty(path.join(this.blocksDir, shard)))
-        .filter((k) => isValidKey(k) && shardOf(k) === shard && (after === null || shard > after.shard || k > after.key))
-        .sort();
-      for (const key of names) {
-        keys.push(key);
-        if (keys.length === limit) return [keys, `${shard}/${key}`];
-      }
-    }
-    return [keys, null];
+    return listShardedPage((shard) => readdirOrEmpty(shard === null ? this.blocksDir : path.join(this.blocksDir, shard)), cursor, limit);
   }
 
   async setTag(name: string, value: Uint8Array): Promise<void> {
@@ -333,16 +320,6 @@ export class FsBackend implements Backend {
   }
 }
 
-export function parseFsCursor(cursor: string | null): { shard: string; key: string } | null {
-  if (cursor === null) return null;
-  const slash = cursor.indexOf('/');
-  const shard = cursor.slice(0, slash);
-  const key = cursor.slice(slash + 1);
-  if (slash < 1 || !isValidKey(key) || shardOf(key) !== shard) {
-    throw new BackendError('badRequest', 'listBlocks cursor was not made by this store');
-  }
-  return { shard, key };
-}
 
 async function exists(file: string): Promise<boolean> {
   try {

@@ -16,9 +16,10 @@ import type { SFTPWrapper } from 'ssh2';
 import type { AdminResult, Backend, BackendInfo, BackendStats, BlockPage } from '../backend.js';
 import { formatFields, runAdmin, type AdminTable, statsCommand } from '../admin-commands.js';
 import { BackendError } from '../errors.js';
-import { FS_MARKER, parseFsCursor, shardOf, type FsSettings } from '../fs/fs-backend.js';
+import { FS_MARKER, shardOf, type FsSettings } from '../fs/fs-backend.js';
+import { listShardedPage } from '../fs/sharded-listing.js';
 import {
-  checkBlockSize, checkCursor, checkKey, checkKeyList, checkListLimit, checkOwner, checkTagName, checkTtl, isValidKey, isValidTagName,
+  checkBlockSize, checkKey, checkKeyList, checkOwner, checkTagName, checkTtl, isValidKey, isValidTagName,
 } from '../names.js';
 import type { SftpConfig } from './config.js';
 import { SFTP_STATUS } from './errors.js';
@@ -146,23 +147,11 @@ export class SftpBackend implements Backend {
   /** Order and cursor as the fs store: by shard, then key; the cursor is "SHARD/KEY". */
   async listBlocks(cursor: string | null, limit: number): Promise<BlockPage> {
     this.checkOpen();
-    const after = parseFsCursor(checkCursor(cursor));
-    checkListLimit(limit);
     const blocks = this.sub('blocks');
-    const shards = (await this.pool.run('listBlocks', 'idempotent', (sftp) => readdir(sftp, blocks)))
-      .map((e) => e.filename).filter((s) => after === null || s >= after.shard).sort();
-    const keys: string[] = [];
-    for (const shard of shards) {
-      const names = (await this.pool.run('listBlocks', 'idempotent', (sftp) => readdir(sftp, path.join(blocks, shard))))
-        .map((e) => e.filename)
-        .filter((k) => isValidKey(k) && shardOf(k) === shard && (after === null || shard > after.shard || k > after.key))
-        .sort();
-      for (const key of names) {
-        keys.push(key);
-        if (keys.length === limit) return [keys, `${shard}/${key}`];
-      }
-    }
-    return [keys, null];
+    return listShardedPage(async (shard) => {
+      const dir = shard === null ? blocks : path.join(blocks, shard);
+      return (await this.pool.run('listBlocks', 'idempotent', (sftp) => readdir(sftp, dir))).map((e) => e.filename);
+    }, cursor, limit);
   }
 
   async setTag(name: string, value: Uint8Array): Promise<void> {
