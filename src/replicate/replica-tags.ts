@@ -39,7 +39,7 @@ export function decodeTag(raw: Uint8Array): VersionedTag {
     return { version: 0n, value: raw };
   }
   const version = buf.readBigUInt64BE(MAGIC.length + 1);
-  return { version, value: buf[MAGIC.length] === 1 ? null : Uint8Array.from(buf.subarray(HEADER)) };
+  return { version, value: buf[MAGIC.length] === 1 ? null : new Uint8Array(buf.subarray(HEADER)) };
 }
 
 interface Answer {

@@ -243,7 +243,7 @@ export class FaultyBackend implements ProxyBackend {
   private maybeCorrupt(data: Uint8Array, scheduled: boolean, faults: string[]): Uint8Array {
     const drawn = this.schedule.corruptRate > 0 && this.corruptRandom.next() < this.schedule.corruptRate;
     if (!scheduled && !drawn) return data;
-    const copy = Uint8Array.from(data);
+    const copy = new Uint8Array(data);
     const at = Math.floor(this.corruptRandom.next() * copy.byteLength);
     copy[at] = (copy[at] as number) ^ 0xff;
     this.injected.corrupted += 1;

@@ -49,7 +49,7 @@ export class MemoryBackend implements Backend {
     checkKey(key);
     checkBlockSize(data, this.store.blockSize);
     this.writable();
-    if (!this.store.blocks.has(key)) this.store.blocks.set(key, Uint8Array.from(data));
+    if (!this.store.blocks.has(key)) this.store.blocks.set(key, new Uint8Array(data));
   }
 
   async exists(key: string): Promise<boolean> {
@@ -65,7 +65,7 @@ export class MemoryBackend implements Backend {
   async get(key: string): Promise<Uint8Array | null> {
     this.open();
     const data = this.store.blocks.get(checkKey(key));
-    return data === undefined ? null : Uint8Array.from(data);
+    return data === undefined ? null : new Uint8Array(data);
   }
 
   async remove(key: string): Promise<boolean> {
@@ -88,13 +88,13 @@ export class MemoryBackend implements Backend {
     this.open();
     checkTagName(name);
     this.writable();
-    this.store.tags.set(name, Uint8Array.from(value));
+    this.store.tags.set(name, new Uint8Array(value));
   }
 
   async getTag(name: string): Promise<Uint8Array | null> {
     this.open();
     const value = this.store.tags.get(checkTagName(name));
-    return value === undefined ? null : Uint8Array.from(value);
+    return value === undefined ? null : new Uint8Array(value);
   }
 
   async removeTag(name: string): Promise<boolean> {
