@@ -2,6 +2,7 @@
  * Helpers for the cairn tests: a fresh config + fs archive, a generated tree
  * with every file type, and a tree walk comparing content and metadata.
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, linkSync, writeFileSync, writeSync, chmodSync, lchownSync, lutimesSync, type BigIntStats } from 'node:fs';
@@ -96,8 +97,8 @@ export interface WalkedEntry {
   uid: number;
   gid: number;
   size: number;
-  /** mtime in microseconds (Node restores times as floating-point seconds). */
-  mtimeUs: bigint;
+  /** mtime in nanoseconds; compare trees with assertSameTree, which allows for how Node restores it. */
+  mtimeNs: bigint;
   target?: string;
   sha?: string;
   /** For files with several links: the first path (in sorted order) of the same inode. */
@@ -113,7 +114,7 @@ export function walkTree(root: string, options: { skipSockets?: boolean } = {}):
     const st = lstatSync(abs, { bigint: true }) as BigIntStats;
     const entry: WalkedEntry = {
       type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isSocket() ? 'socket' : 'other',
-      mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: st.isDirectory() ? 0 : Number(st.size), mtimeUs: st.mtimeNs / 1000n,
+      mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: st.isDirectory() ? 0 : Number(st.size), mtimeNs: st.mtimeNs,
     };
     if (entry.type === 'socket' && options.skipSockets === true) return;
     if (entry.type === 'symlink') entry.target = readlinkSync(abs, { encoding: 'buffer' }).toString('hex');
@@ -135,6 +136,25 @@ export function walkTree(root: string, options: { skipSockets?: boolean } = {}):
   };
   visit(Buffer.from(root), '');
   return out;
+}
+
+/**
+ * Node sets file times from floating-point seconds (fs.lutimes), and at
+ * today's epoch a double resolves about 0.24 µs: a restored mtime may be a
+ * few hundred nanoseconds off the stored one, and so land on the next
+ * microsecond. Times must agree within one microsecond.
+ */
+const MTIME_SLACK_NS = 1000n;
+
+/** Asserts that two walked trees hold the same paths, types, metadata and content (mtimes within MTIME_SLACK_NS). */
+export function assertSameTree(actual: Map<string, WalkedEntry>, expected: Map<string, WalkedEntry>): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), 'the same paths');
+  for (const [rel, want] of expected) {
+    const got = actual.get(rel) as WalkedEntry;
+    const drift = got.mtimeNs - want.mtimeNs;
+    assert.ok(drift <= MTIME_SLACK_NS && drift >= -MTIME_SLACK_NS, `entry ${rel}: mtime ${got.mtimeNs} ns, want ${want.mtimeNs} ns`);
+    assert.deepEqual({ ...got, mtimeNs: 0n }, { ...want, mtimeNs: 0n }, `entry ${rel}`);
+  }
 }
 
 /** Every regular file's bytes under `root` (for zero-knowledge scans of an archive). */

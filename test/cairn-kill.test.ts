@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { contentOf, blockFiles, makeContext, PASSPHRASE, walkTree } from './cairn-fixtures.js';
+import { contentOf, blockFiles, makeContext, PASSPHRASE, walkTree, assertSameTree } from './cairn-fixtures.js';
 import { scratchDir, sleep } from './support/scratch.js';
 
 const cairn = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
@@ -61,5 +61,5 @@ test('a snapshot killed with SIGKILL (spawned backend) loses nothing; the re-run
   const dest = path.join(scratch.dir, 'out');
   const extracted = await run(['--config', ctx.configFile, 'extract', 'home', dest, '-q']).done;
   assert.equal(extracted.code, 0, extracted.stderr);
-  assert.deepEqual(walkTree(dest), walkTree(src));
+  assertSameTree(walkTree(dest), walkTree(src));
 });

@@ -5,8 +5,18 @@
  * server the conditional writes of current S3 (If-None-Match: * and
  * If-Match on PUT, 412 on failure), made atomic per object by serialising
  * conditional requests for the same key. Prints "ready PORT" when listening.
+ *
+ * One fault of s3rver itself is mended here: its filesystem store answers a
+ * PUT whose body it holds in memory as soon as it has *started* writing the
+ * object file (`writeStream.end(buffer)`, not awaited). A GET, HEAD or
+ * conditional PUT right after the answer could then find no object or a
+ * short one, which no real S3 service does (they read after write). The
+ * conformance suite's lock race caught it: two clients both took one lock.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import * as path from 'node:path';
 
 interface KoaContext {
   method: string;
@@ -17,8 +27,17 @@ interface KoaContext {
   body: unknown;
 }
 type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+interface S3rverObject {
+  bucket: string;
+  key: string;
+  content: unknown;
+  metadata: unknown;
+}
 interface S3rverStore {
   getMetadata(bucket: string, key: string): Promise<{ etag?: string }>;
+  getResourcePath(bucket: string, key: string, resource: string): string;
+  putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
 }
 interface S3rverInstance {
   middleware: Middleware[];
@@ -32,6 +51,27 @@ const S3rver = require('s3rver') as S3rverClass;
 
 const [portText, directory, flag] = process.argv.slice(2);
 const server = new S3rver({ port: Number(portText), address: '127.0.0.1', directory, silent: true, allowMismatchedSignatures: false });
+
+/**
+ * A buffered PUT is answered only once the object file is written whole (see
+ * above). The content goes first and its MD5 (the ETag) after, as s3rver
+ * does: a reader in between sees the new content under the old ETag, so a
+ * write conditional on that ETag fails rather than overwrite unseen data.
+ */
+const store = server.store;
+const putStreamed = store.putObject.bind(store);
+store.putObject = async (object) => {
+  if (!Buffer.isBuffer(object.content)) return putStreamed(object);
+  const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+  await mkdir(path.dirname(objectPath), { recursive: true });
+  // Whole or not at all, as on S3: a reader never sees a half-written object.
+  const partial = `${objectPath}.partial-${randomBytes(6).toString('hex')}`;
+  await writeFile(partial, object.content);
+  await rename(partial, objectPath);
+  const md5 = createHash('md5').update(object.content).digest('hex');
+  await store.putMetadata(object.bucket, object.key, object.metadata, md5);
+  return { size: object.content.length, md5 };
+};
 
 if (flag === '--conditional') {
   const tails = new Map<string, Promise<void>>();
