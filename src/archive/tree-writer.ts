@@ -73,6 +73,8 @@ export class TreeWriter {
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
+  /** Entries walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
+  private readonly ahead = new Semaphore(4096);
   private readonly excluded: Set<string>;
   private sinceCheckpoint = 0;
   private checkpointing: Promise<void> | null = null;
@@ -98,7 +100,7 @@ export class TreeWriter {
     }));
     if (absolute.length === 1 && (stats[0] as BigIntStats).isDirectory()) {
       const abs = Buffer.from(absolute[0] as string);
-      const root = await this.directory(abs, [], '', this.options.rules ?? []);
+      const root = await (await this.directory(abs, [], '', this.options.rules ?? [])).done;
       const rootEntry = this.baseEntry(Buffer.from(path.basename(absolute[0] as string) || 'root'), stats[0] as BigIntStats, 'dir');
       rootEntry.content = root;
       return { root, rootEntry };
@@ -110,7 +112,7 @@ export class TreeWriter {
       const name = path.basename(abs);
       if (name === '' || seen.has(name)) throw new BackendError('badRequest', `two paths end in ${JSON.stringify(name)}: snapshot them under different tags or one common parent`);
       seen.add(name);
-      entries.push(this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats, this.options.rules ?? []));
+      entries.push((await this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats, this.options.rules ?? [])).entry);
     }
     const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
     this.progress.dirs += 1;
@@ -134,7 +136,16 @@ export class TreeWriter {
     return null;
   }
 
-  private async directory(abs: Buffer, rel: Buffer[], relText: string, inherited: Rule[]): Promise<ContentRef> {
+  /**
+   * Lists a directory and starts its children, in walk order: the returned
+   * promise (awaited by the caller) settles once every name in the subtree
+   * has been looked at and every file's reading has been started; the inner
+   * promise settles with the directory's block once all of its contents are
+   * stored. So the walk never waits on a file's contents, only on listings,
+   * and hard links are still decided in walk order. How far the walk may run
+   * ahead of the reading is bounded by `ahead`.
+   */
+  private async directory(abs: Buffer, rel: Buffer[], relText: string, inherited: Rule[]): Promise<{ done: Promise<ContentRef> }> {
     const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
     let rules = inherited;
     if (names.some((n) => n.equals(RULE_FILE))) {
@@ -145,7 +156,7 @@ export class TreeWriter {
       }
     }
     const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
-    const entries: Array<Entry | null | Promise<Entry | null>> = [];
+    const entries: Array<Promise<Entry | null>> = [];
     for (let i = 0; i < names.length; i += 1) {
       const name = names[i] as Buffer;
       const st = stats[i] as BigIntStats | Error;
@@ -155,19 +166,22 @@ export class TreeWriter {
         this.skip(childRel, st.message);
         continue;
       }
-      const isDir = st.isDirectory();
       if (!this.included(childAbs, childRel, st, rules)) continue;
       if (this.excluded.has(childAbs.toString())) continue;
-      const entry = this.child(childAbs, name, rel, relText, st, rules);
-      // Directories are walked one after the other (hard links are decided in walk order); files overlap.
-      entries.push(isDir ? await entry : entry);
+      const release = await this.ahead.acquire();
+      const { entry } = await this.child(childAbs, name, rel, relText, st, rules);
+      void entry.then(release, release);
+      entries.push(entry);
     }
-    const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
-    this.progress.dirs += 1;
-    return writeDirectory(this.options.writer, done, this.options.maxPlaintext);
+    const done = Promise.all(entries).then((all) => {
+      this.progress.dirs += 1;
+      return writeDirectory(this.options.writer, all.filter((e): e is Entry => e !== null), this.options.maxPlaintext);
+    });
+    // Failures surface through the caller's await of `done`, not as unhandled rejections meanwhile.
+    done.catch(() => undefined);
+    return { done };
   }
 
-  /** The entry for one path; starts reading a file but does not wait for it. */
   /** The regex list decides first; then the last matching rule; else the path is included. */
   private included(abs: Buffer, relText: string, st: BigIntStats, rules: Rule[]): boolean {
     const isDir = st.isDirectory();
@@ -178,16 +192,36 @@ export class TreeWriter {
     return decide(rules, { abs: abs.toString(), rel: relText.slice(1), type, size: Number(st.size), mtimeMs: Number(st.mtimeMs) }) ?? true;
   }
 
-  private child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats, rules: Rule[]): Promise<Entry | null> {
+  /**
+   * The entry for one path, once its walk is done (for a directory, its
+   * whole subtree listed): the promise inside settles with the entry when
+   * its contents are stored. A file's reading is started, not awaited.
+   */
+  private async child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats, rules: Rule[]): Promise<{ entry: Promise<Entry | null> }> {
     const rel = [...parentRel, name];
     const relText = `${parentText}/${name.toString('utf8')}`;
     if (st.isDirectory()) {
       const entry = this.baseEntry(name, st, 'dir');
-      return this.directory(abs, rel, relText, rules).then((ref) => {
-        entry.content = ref;
-        return entry;
-      }, (err: Error) => this.skip(`${relText}/`, err.message));
+      let walked: { done: Promise<ContentRef> };
+      try {
+        walked = await this.directory(abs, rel, relText, rules);
+      } catch (err) {
+        if (err instanceof BackendError) throw err;
+        return { entry: Promise.resolve(this.skip(`${relText}/`, (err as Error).message)) };
+      }
+      return {
+        entry: walked.done.then((ref) => {
+          entry.content = ref;
+          return entry;
+        }),
+      };
     }
+    const started = this.leaf(abs, name, rel, relText, st);
+    started.catch(() => undefined);
+    return { entry: started };
+  }
+
+  private leaf(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
     if (st.isFile()) return this.file(abs, name, rel, relText, st);
     if (st.isSymbolicLink()) {
       return fsp.readlink(abs, { encoding: 'buffer' }).then((target) => {
