@@ -17,7 +17,7 @@ function expected(data: Buffer): Array<{ key: string; plaintext: Buffer }> {
   return [...chunker.push(data), ...chunker.end()].map((c) => ({ key: blockKey(keys.blockHash, BlockType.data, c), plaintext: Buffer.from(c) }));
 }
 
-test('block workers read files (small ones packed into shared windows, one that grew past its lstat size, big ones in windows) into the same chunks as the in-thread chunker, and every held chunk seals to its own bytes after all were read', async () => {
+test('block workers read files (small ones packed into shared windows, one that grew past its lstat size and one that shrank, big ones in windows), one after the other and all at once, into the same chunks as the in-thread chunker, and every held chunk seals to its own bytes after all were read', async () => {
   const scratch = scratchDir();
   const engine = makeEngine({
     hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 2,
@@ -32,11 +32,13 @@ test('block workers read files (small ones packed into shared windows, one that 
     files.push({ data: patternBytes(2 * 1024 * 1024, 51), hint: 2 * 1024 * 1024 });
     files.push({ data: patternBytes(3 * 1024 * 1024 + 7, 52), hint: 100 });
     files.push({ data: patternBytes(9 * 1024 * 1024, 53), hint: 9 * 1024 * 1024 });
+    // One that shrank after lstat (the hint is bigger than the file).
+    files.push({ data: patternBytes(5000, 54), hint: 60_000 });
     const reader = engine.readFile;
     assert.ok(reader !== null);
     const held: Array<{ block: HeldBlock; plaintext: Buffer }> = [];
-    for (const [i, file] of files.entries()) {
-      const p = path.join(scratch.dir, `f${i}`);
+    const readOne = async (i: number, file: { data: Buffer; hint: number }, prefix: string): Promise<void> => {
+      const p = path.join(scratch.dir, `${prefix}${i}`);
       writeFileSync(p, file.data);
       const want = expected(file.data);
       const got: HeldBlock[] = [];
@@ -45,10 +47,13 @@ test('block workers read files (small ones packed into shared windows, one that 
         got.push(...window.blocks);
         bytes += window.bytes;
       }
-      assert.equal(bytes, file.data.length, `file ${i}: bytes read`);
-      assert.deepEqual(got.map((b) => [b.key, b.size]), want.map((w) => [w.key, w.plaintext.length]), `file ${i}: chunks`);
+      assert.equal(bytes, file.data.length, `file ${prefix}${i}: bytes read`);
+      assert.deepEqual(got.map((b) => [b.key, b.size]), want.map((w) => [w.key, w.plaintext.length]), `file ${prefix}${i}: chunks`);
       got.forEach((block, j) => held.push({ block, plaintext: (want[j] as { plaintext: Buffer }).plaintext }));
-    }
+    };
+    // One after the other, then all at once (the workers' reads overlap and share their windows).
+    for (const [i, file] of files.entries()) await readOne(i, file, 'one-');
+    await Promise.all(files.map((file, i) => readOne(i, file, 'all-')));
     // Sealed only now: a window reused too early would show here as wrong bytes.
     for (const { block, plaintext } of held) {
       const sealed = await engine.seal(block);

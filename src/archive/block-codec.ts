@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
-import { Compressor, Decompressor } from 'zstd-napi';
+import { createRequire } from 'node:module';
+import { Decompressor } from 'zstd-napi';
 import { BackendError } from '../backends/errors.js';
 import type { BlockType } from './format.js';
 
@@ -15,6 +16,9 @@ import type { BlockType } from './format.js';
  */
 const BLOCK_VERSION = 1;
 
+/** zstd-napi's low-level binding: compressing into a buffer of ours (the high-level Compressor allocates one or two per call). */
+const zstd = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+
 export type Compression = 'zstd' | 'none';
 
 export function blockKey(hashKey: Buffer, type: BlockType, plaintext: Uint8Array): string {
@@ -25,11 +29,20 @@ export function blockKey(hashKey: Buffer, type: BlockType, plaintext: Uint8Array
 }
 
 export class BlockCodec {
-  private readonly compressor = new Compressor();
+  private readonly cctx = new zstd.CCtx();
+  /** Where blocks are compressed; used again for every block (the output is encrypted from it at once). */
+  private scratch = Buffer.alloc(0);
   private readonly decompressor = new Decompressor();
 
   constructor(private readonly encryptionKey: Buffer, private readonly compression: Compression = 'zstd', level = 3) {
-    this.compressor.setParameters({ compressionLevel: level });
+    this.cctx.setParameter(zstd.CParameter.compressionLevel, level);
+  }
+
+  /** The compressed bytes, as a view of `scratch`: valid until the next call. */
+  private compress(data: Uint8Array): Buffer {
+    const bound = zstd.compressBound(data.length);
+    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafeSlow(bound);
+    return this.scratch.subarray(0, this.cctx.compress2(this.scratch, data));
   }
 
   /** Compresses (when it pays) and seals a block whose key is `key`. */
@@ -37,7 +50,7 @@ export class BlockCodec {
     let method = 0;
     let payload: Uint8Array = plaintext;
     if (this.compression === 'zstd' && plaintext.length >= 64 && this.samplePays(plaintext)) {
-      const packed = this.compressor.compress(plaintext);
+      const packed = this.compress(plaintext);
       if (packed.length < plaintext.length - (plaintext.length >> 5)) {
         method = 1;
         payload = packed;
@@ -61,7 +74,7 @@ export class BlockCodec {
     if (plaintext.length < 512 * 1024) return true;
     const start = (plaintext.length >> 1) - 32 * 1024;
     const sample = plaintext.subarray(start, start + 64 * 1024);
-    return this.compressor.compress(sample).length < sample.length - (sample.length >> 5);
+    return this.compress(sample).length < sample.length - (sample.length >> 5);
   }
 
   /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { close, open, read } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
@@ -59,73 +59,99 @@ type Message =
   | { op: 'file-next'; id: number; fileId: number }
   | { op: 'file-close'; id: number; fileId: number };
 
+/**
+ * Reads are asynchronous (libuv's thread pool): while one file waits on the
+ * disk, chunks of others are cut, named and sealed. Each file has at most one
+ * request outstanding (the main thread asks for its next window only after
+ * the reply), so a file's own state is never touched by two reads at once;
+ * what files share (the packed window, the pool) is claimed synchronously
+ * before a read starts.
+ */
+function readAsync(fd: number, buffer: Buffer, offset: number, length: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, offset, length, null, (err, bytes) => (err !== null ? reject(err) : resolve(bytes)));
+  });
+}
+
 /** Reads one window of a file, cuts it, names the chunks and keeps them; the reply lists them. */
-function readWindow(id: number, fileId: number): void {
+async function readWindow(id: number, fileId: number): Promise<void> {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   const buffer = takeWindow();
   file.rest.copy(buffer, 0);
   releaseWindow(file.window);
   file.window = buffer;
-  let bytes = 0;
+  let bytes: number;
   try {
-    bytes = readSync(file.fd, buffer, file.rest.length, READ_SIZE, null);
+    bytes = await readAsync(file.fd, buffer, file.rest.length, READ_SIZE);
   } catch (err) {
     fileFailed(id, fileId, err as Error);
     return;
   }
-  cutWindow(id, fileId, buffer, buffer, bytes, READ_SIZE);
+  cutWindow(id, fileId, buffer, buffer, bytes, READ_SIZE, false);
 }
 
 /**
- * Files expected to be small are read one after the other into a shared
- * window, at `packedAt`; their chunks are views of it (the window goes back
- * to the pool once all are sealed or dropped). Neither a window per file nor
- * a fresh buffer per chunk: the allocator's churn of mid-sized buffers is
- * what made the worker slow and the process's memory grow. A file that turns
- * out bigger keeps what was read as its undecided tail.
+ * Files expected to be small are read into a shared window, each at its own
+ * place claimed by the size lstat gave (plus one byte, to see the end); their
+ * chunks are views of it (the window goes back to the pool once all are
+ * sealed or dropped). Neither a window per file nor a fresh buffer per chunk:
+ * the allocator's churn of mid-sized buffers is what made the worker slow
+ * and the process's memory grow. A file that turns out bigger than its
+ * claim keeps what was read as its undecided tail and goes on in windows.
  */
 const SMALL_FILE = 1024 * 1024;
 let packed: Buffer | null = null;
 let packedAt = 0;
 
-function readSmall(id: number, fileId: number): void {
+async function readSmall(id: number, fileId: number, size: number): Promise<void> {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
-  if (packed === null || WINDOW - packedAt < SMALL_FILE + 1) {
+  const claim = size + 1;
+  if (packed === null || WINDOW - packedAt < claim) {
     releaseWindow(packed);
     packed = takeWindow();
     packedAt = 0;
   }
+  const window = packed;
   const at = packedAt;
-  let bytes = 0;
+  packedAt += claim;
+  // This read's own hold on the window, until its chunks hold it themselves.
+  refs.set(window, (refs.get(window) ?? 0) + 1);
   try {
-    bytes = readSync(file.fd, packed, at, SMALL_FILE + 1, null);
-  } catch (err) {
-    fileFailed(id, fileId, err as Error);
-    return;
+    let bytes: number;
+    try {
+      bytes = await readAsync(file.fd, window, at, claim);
+    } catch (err) {
+      fileFailed(id, fileId, err as Error);
+      return;
+    }
+    if (bytes === claim) {
+      file.rest = Buffer.from(window.subarray(at, at + bytes));
+      parentPort?.postMessage({ id, chunks: [], bytes, done: false });
+      return;
+    }
+    cutWindow(id, fileId, window, window.subarray(at, at + bytes), bytes, claim, true);
+  } finally {
+    releaseWindow(window);
   }
-  if (bytes > SMALL_FILE) {
-    file.rest = Buffer.from(packed.subarray(at, at + bytes));
-    parentPort?.postMessage({ id, chunks: [], bytes, done: false });
-    return;
-  }
-  packedAt += bytes;
-  cutWindow(id, fileId, packed, packed.subarray(at, at + bytes), bytes, SMALL_FILE + 1);
+}
+
+function closeFile(fileId: number): void {
+  const file = files.get(fileId);
+  if (file === undefined) return;
+  files.delete(fileId);
+  close(file.fd, () => undefined);
+  releaseWindow(file.window);
 }
 
 function fileFailed(id: number, fileId: number, err: Error): void {
-  const file = files.get(fileId);
-  if (file !== undefined) {
-    closeSync(file.fd);
-    files.delete(fileId);
-    releaseWindow(file.window);
-  }
+  closeFile(fileId);
   parentPort?.postMessage({ id, error: err.message, done: true });
 }
 
 /** Cuts what was read into `view` of `buffer` (after the file's undecided tail), names the chunks and keeps them. */
-function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, bytes: number, asked: number): void {
+function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, bytes: number, asked: number, shared: boolean): void {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   // A short read of a regular file is its end: no second round trip to read nothing.
@@ -135,10 +161,10 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
   file.rest = split.rest;
   // The last window of a big file, mostly empty, is not kept alive by its
   // chunks: they are copied out and the window goes back to the pool at once.
-  const copyOut = buffer !== packed && filled < WINDOW / 4;
+  const copyOut = !shared && filled < WINDOW / 4;
   const chunks: Array<[number, string, number]> = [];
-  for (const view of split.chunks) {
-    const chunk = copyOut ? Buffer.from(view) : view;
+  for (const part of split.chunks) {
+    const chunk = copyOut ? Buffer.from(part) : part;
     const key = blockKey(hashKey, DATA, chunk);
     const heldId = nextHeld;
     nextHeld -= 1;
@@ -150,37 +176,38 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
     }
     chunks.push([heldId, key, chunk.length]);
   }
-  if (final) {
-    closeSync(file.fd);
-    files.delete(fileId);
-    releaseWindow(file.window);
-  }
+  if (final) closeFile(fileId);
   parentPort?.postMessage({ id, chunks, bytes, done: final });
+}
+
+/** Opens a file and reads its first window (or its place in the shared window). */
+async function openFile(msg: { id: number; fileId: number; path: Uint8Array; size?: number }): Promise<void> {
+  if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
+  const sizes = data.chunkSizes;
+  let fd: number;
+  try {
+    fd = await new Promise<number>((resolve, reject) => open(Buffer.from(msg.path), 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));
+  } catch (err) {
+    parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
+    return;
+  }
+  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null });
+  if (msg.size !== undefined && msg.size <= SMALL_FILE) await readSmall(msg.id, msg.fileId, msg.size);
+  else await readWindow(msg.id, msg.fileId);
+}
+
+function failed(id: number): (err: Error) => void {
+  return (err) => parentPort?.postMessage({ id, error: err.message });
 }
 
 parentPort?.on('message', (msg: Message) => {
   try {
     if (msg.op === 'file-open') {
-      if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
-      let fd: number;
-      try {
-        fd = openSync(Buffer.from(msg.path), 'r');
-      } catch (err) {
-        parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
-        return;
-      }
-      files.set(msg.fileId, { fd, chunker: new Chunker(gear, data.chunkSizes), rest: Buffer.alloc(0), window: null });
-      if (msg.size !== undefined && msg.size <= SMALL_FILE) readSmall(msg.id, msg.fileId);
-      else readWindow(msg.id, msg.fileId);
+      openFile(msg).catch(failed(msg.id));
     } else if (msg.op === 'file-next') {
-      readWindow(msg.id, msg.fileId);
+      readWindow(msg.id, msg.fileId).catch(failed(msg.id));
     } else if (msg.op === 'file-close') {
-      const file = files.get(msg.fileId);
-      files.delete(msg.fileId);
-      if (file !== undefined) {
-        closeSync(file.fd);
-        releaseWindow(file.window);
-      }
+      closeFile(msg.fileId);
     } else if (msg.op === 'hash') {
       const key = blockKey(hashKey, msg.type, msg.plaintext);
       held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext, own: true });

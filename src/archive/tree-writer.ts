@@ -42,6 +42,11 @@ export interface TreeWriterOptions {
   checkpointBytes?: number;
 }
 
+interface Listing {
+  names: Buffer[];
+  stats: Array<BigIntStats | Error>;
+}
+
 interface HardLinkTarget {
   path: Buffer[];
   content: Promise<ContentRef | null | undefined>;
@@ -73,8 +78,11 @@ export class TreeWriter {
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
+  /** Listings read ahead of the walk (by absolute path), and how many are read at once. */
+  private readonly listings = new Map<string, Promise<Listing>>();
+  private readonly listing = new Semaphore(8);
   /** Entries walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
-  private readonly ahead = new Semaphore(4096);
+  private readonly ahead = new Semaphore(1024);
   private readonly excluded: Set<string>;
   private sinceCheckpoint = 0;
   private checkpointing: Promise<void> | null = null;
@@ -146,7 +154,7 @@ export class TreeWriter {
    * ahead of the reading is bounded by `ahead`.
    */
   private async directory(abs: Buffer, rel: Buffer[], relText: string, inherited: Rule[]): Promise<{ done: Promise<ContentRef> }> {
-    const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+    const { names, stats } = await this.list(abs);
     let rules = inherited;
     if (names.some((n) => n.equals(RULE_FILE))) {
       try {
@@ -155,8 +163,7 @@ export class TreeWriter {
         this.skip(`${relText}/.cairn`, `rules not used: ${(err as Error).message}`);
       }
     }
-    const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
-    const entries: Array<Promise<Entry | null>> = [];
+    const children: Array<{ name: Buffer; abs: Buffer; rel: string; st: BigIntStats }> = [];
     for (let i = 0; i < names.length; i += 1) {
       const name = names[i] as Buffer;
       const st = stats[i] as BigIntStats | Error;
@@ -168,6 +175,12 @@ export class TreeWriter {
       }
       if (!this.included(childAbs, childRel, st, rules)) continue;
       if (this.excluded.has(childAbs.toString())) continue;
+      children.push({ name, abs: childAbs, rel: childRel, st });
+    }
+    // The subdirectories' listings are read ahead, several at once, while the walk goes in order.
+    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.abs);
+    const entries: Array<Promise<Entry | null>> = [];
+    for (const { name, abs: childAbs, st } of children) {
       const release = await this.ahead.acquire();
       const { entry } = await this.child(childAbs, name, rel, relText, st, rules);
       void entry.then(release, release);
@@ -190,6 +203,34 @@ export class TreeWriter {
     if (rules.length === 0) return true;
     const type = isDir ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
     return decide(rules, { abs: abs.toString(), rel: relText.slice(1), type, size: Number(st.size), mtimeMs: Number(st.mtimeMs) }) ?? true;
+  }
+
+  /** A directory's names (sorted) and their lstat (or the error), read ahead by `prefetch` or now. */
+  private list(abs: Buffer): Promise<Listing> {
+    const key = abs.toString('latin1');
+    const ahead = this.listings.get(key);
+    if (ahead === undefined) return this.readListing(abs);
+    this.listings.delete(key);
+    return ahead;
+  }
+
+  private prefetch(abs: Buffer): void {
+    const key = abs.toString('latin1');
+    if (this.listings.has(key)) return;
+    const listing = this.readListing(abs);
+    listing.catch(() => undefined);
+    this.listings.set(key, listing);
+  }
+
+  private async readListing(abs: Buffer): Promise<Listing> {
+    const release = await this.listing.acquire();
+    try {
+      const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+      const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
+      return { names, stats };
+    } finally {
+      release();
+    }
   }
 
   /**
