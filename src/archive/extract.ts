@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, promises as fsp } from 'node:fs';
+import { chmodSync, closeSync, constants, ftruncateSync, lchownSync, lutimesSync, openSync, promises as fsp, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BackendError } from '../backends/errors.js';
@@ -48,7 +48,14 @@ export class Extractor {
   private readonly names = new OwnerNames();
   /** Files written (or being written), by path from the snapshot root: hard links wait for theirs. */
   private readonly extracted = new Map<string, Promise<Buffer>>();
-  private readonly writing = new Semaphore(4);
+  private readonly writing = new Semaphore(8);
+  /** Directory blocks read ahead of the walk, and how many are read at once. */
+  private readonly listings = new Map<Entry, Promise<Entry[]>>();
+  private readonly reading = new Semaphore(8);
+  /** Every directory restored, in walk order: their metadata is set at the end. */
+  private readonly directories: Array<{ entry: Entry; target: Buffer }> = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: unknown = null;
   private readonly isRoot = process.getuid?.() === 0;
   private root = '';
 
@@ -59,11 +66,23 @@ export class Extractor {
     this.root = root;
     await prepareDest(root);
     const from = (this.options.from ?? []).map((c) => Buffer.from(c));
-    if (entry.type === 'dir') {
-      await this.directory(entry, Buffer.from(root), from, true);
-    } else {
-      await this.leaf(entry, Buffer.concat([Buffer.from(root), SLASH, entry.name]), from);
+    try {
+      if (entry.type === 'dir') {
+        await this.directory(entry, Buffer.from(root), from, true);
+      } else {
+        this.start(this.leaf(entry, Buffer.concat([Buffer.from(root), SLASH, entry.name]), from));
+      }
+    } finally {
+      // Nothing goes on writing after extract has answered, even when the walk failed.
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     }
+    if (this.failure !== null) throw this.failure;
+    // Last, children before parents: a directory's times and mode once nothing more is written in it.
+    for (let i = this.directories.length - 1; i >= 0; i -= 1) {
+      const { entry: dir, target } = this.directories[i] as { entry: Entry; target: Buffer };
+      this.metadata(dir, target, 'dir');
+    }
+    this.options.onProgress?.(this.stats);
     return this.stats;
   }
 
@@ -72,28 +91,70 @@ export class Extractor {
     this.options.onWarning?.(displayName(target), message);
   }
 
+  /** Runs a leaf's restore alongside the walk; the first failure stops the walk. */
+  private start(work: Promise<void>): void {
+    const tracked = work.catch((err: unknown) => {
+      if (this.failure === null) this.failure = err;
+    }).finally(() => this.inflight.delete(tracked));
+    this.inflight.add(tracked);
+  }
+
+  /**
+   * Walks a directory in order (so hard links meet the file they link to
+   * first): its subdirectories' blocks are read ahead, its files are written
+   * alongside the walk (at most `writing` at once), and its own metadata
+   * waits for the end of the extract.
+   */
   private async directory(entry: Entry, target: Buffer, rel: Buffer[], isDest: boolean): Promise<void> {
+    if (this.failure !== null) throw this.failure;
     if (!isDest) await fsp.mkdir(target, { mode: 0o700 });
     this.stats.dirs += 1;
-    const entries = entry.content ? await readDirectory(this.archive, entry.content) : [];
-    const pending: Array<Promise<void>> = [];
+    this.directories.push({ entry, target });
+    const entries = await this.list(entry);
+    for (const child of entries) {
+      if (child.type === 'dir' && child.content) this.prefetch(child);
+    }
     for (const child of entries) {
       if (!isSafeName(child.name)) throw new BackendError('corrupt', `refusing entry name ${displayName(child.name)}`);
       const childTarget = Buffer.concat([target, SLASH, child.name]);
       const childRel = [...rel, child.name];
       if (child.type === 'dir') {
         await this.directory(child, childTarget, childRel, false);
-      } else if (child.type === 'file') {
-        const release = await this.writing.acquire();
-        pending.push(this.leaf(child, childTarget, childRel).finally(release));
       } else {
-        await Promise.all(pending.splice(0));
-        await this.leaf(child, childTarget, childRel);
+        const release = await this.writing.acquire();
+        if (this.failure !== null) {
+          release();
+          throw this.failure;
+        }
+        this.start(this.leaf(child, childTarget, childRel).finally(release));
       }
     }
-    await Promise.all(pending);
-    await this.metadata(entry, target, 'dir');
     this.options.onProgress?.(this.stats);
+  }
+
+  /** A directory's entries, read ahead by `prefetch` or now. */
+  private list(entry: Entry): Promise<Entry[]> {
+    const ahead = this.listings.get(entry);
+    if (ahead === undefined) return this.readEntries(entry);
+    this.listings.delete(entry);
+    return ahead;
+  }
+
+  private prefetch(entry: Entry): void {
+    if (this.listings.has(entry)) return;
+    const entries = this.readEntries(entry);
+    entries.catch(() => undefined);
+    this.listings.set(entry, entries);
+  }
+
+  private async readEntries(entry: Entry): Promise<Entry[]> {
+    if (!entry.content) return [];
+    const release = await this.reading.acquire();
+    try {
+      return await readDirectory(this.archive, entry.content);
+    } finally {
+      release();
+    }
   }
 
   private async leaf(entry: Entry, target: Buffer, rel: Buffer[]): Promise<void> {
@@ -123,11 +184,11 @@ export class Extractor {
       }
       case 'symlink':
         await fsp.symlink(entry.target ?? Buffer.alloc(0), target);
-        await this.metadata(entry, target, 'symlink');
+        this.metadata(entry, target, 'symlink');
         return;
       case 'fifo':
         await this.special(target, ['-m', (entry.mode & 0o7777).toString(8)], 'mkfifo', []);
-        await this.metadata(entry, target, 'special');
+        this.metadata(entry, target, 'special');
         return;
       case 'char':
       case 'block': {
@@ -139,7 +200,7 @@ export class Extractor {
         const major = Math.floor(rdev / 256) & 0xfff;
         const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
         await this.special(target, ['-m', (entry.mode & 0o7777).toString(8)], 'mknod', [entry.type === 'char' ? 'c' : 'b', String(major), String(minor)]);
-        await this.metadata(entry, target, 'special');
+        this.metadata(entry, target, 'special');
         return;
       }
     }
@@ -157,54 +218,85 @@ export class Extractor {
     }
   }
 
+  /**
+   * Writes a file from its blocks. The writes are synchronous: they only
+   * copy into the page cache, and through the thread pool each would cost
+   * the walk more than the copy. The blocks are read from the archive
+   * asynchronously, so other files go on meanwhile.
+   */
   private async file(entry: Entry, target: Buffer): Promise<void> {
-    const handle = await fsp.open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       let position = 0;
+      let end = 0;
       for await (const block of readContent(this.archive, entry.content ?? null)) {
-        await writeSparse(handle, block, position);
+        const written = writeSparse(fd, block, position);
+        if (written > 0) end = position + written;
         position += block.length;
         this.stats.bytes += block.length;
       }
       if (position !== entry.size) {
         throw new BackendError('corrupt', `${displayName(target)}: the archive holds ${position} bytes, the entry says ${entry.size}`);
       }
-      await handle.truncate(position);
+      // A file that ends in a hole gets its length here.
+      if (end < position) ftruncateSync(fd, position);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
     this.stats.files += 1;
-    await this.metadata(entry, target, 'file');
+    this.metadata(entry, target, 'file');
   }
 
-  private async metadata(entry: Entry, target: Buffer, kind: 'file' | 'dir' | 'symlink' | 'special'): Promise<void> {
+  /**
+   * Owner, mode and times. Synchronous on purpose: on a file or directory
+   * just made these only change its inode in memory, and three calls through
+   * the thread pool cost the walk several times what the calls themselves do.
+   */
+  private metadata(entry: Entry, target: Buffer, kind: 'file' | 'dir' | 'symlink' | 'special'): void {
+    const attempt = (what: string, set: () => void): void => {
+      try {
+        set();
+      } catch (err) {
+        this.warn(target, `${what} not restored: ${(err as Error).message}`);
+      }
+    };
     if (this.isRoot) {
       const uid = this.names.uidOf(entry.user) ?? entry.uid;
       const gid = this.names.gidOf(entry.group) ?? entry.gid;
-      await fsp.lchown(target, uid, gid).catch((err: Error) => this.warn(target, `owner not restored: ${err.message}`));
+      attempt('owner', () => lchownSync(target, uid, gid));
     }
-    if (kind !== 'symlink') await fsp.chmod(target, entry.mode & 0o7777).catch((err: Error) => this.warn(target, `mode not restored: ${err.message}`));
+    if (kind !== 'symlink') attempt('mode', () => chmodSync(target, entry.mode & 0o7777));
     const mtime = seconds(entry.mtime);
-    await fsp.lutimes(target, entry.atime ? seconds(entry.atime) : mtime, mtime).catch((err: Error) => this.warn(target, `times not restored: ${err.message}`));
+    attempt('times', () => lutimesSync(target, entry.atime ? seconds(entry.atime) : mtime, mtime));
   }
 }
 
 const PAGE = 64 * 1024;
 const ZERO = Buffer.alloc(PAGE);
 
-/** Writes a block at `position`, leaving holes where whole 64 KiB pages are zero (truncate sets the length). */
-async function writeSparse(handle: fsp.FileHandle, block: Buffer, position: number): Promise<void> {
+/**
+ * Writes a block at `position`, leaving holes where whole 64 KiB pages are
+ * zero (the caller sets the length when the file ends in one). Returns how
+ * far into the block the last byte written ends (0: nothing written).
+ */
+function writeSparse(fd: number, block: Buffer, position: number): number {
   let start = -1;
+  let end = 0;
+  const put = (from: number, to: number): void => {
+    for (let at = from; at < to;) at += writeSync(fd, block, at, to - at, position + at);
+    end = to;
+  };
   for (let i = 0; i < block.length; i += PAGE) {
     const page = block.subarray(i, Math.min(block.length, i + PAGE));
     const zero = page.equals(ZERO.subarray(0, page.length));
     if (!zero && start < 0) start = i;
     if (zero && start >= 0) {
-      await handle.write(block, start, i - start, position + start);
+      put(start, i);
       start = -1;
     }
   }
-  if (start >= 0) await handle.write(block, start, block.length - start, position + start);
+  if (start >= 0) put(start, block.length);
+  return end;
 }
 
 /** DEST must not exist (it is created) or be an empty directory. */
