@@ -81,7 +81,7 @@ export class TreeWriter {
   /** Listings read ahead of the walk (by absolute path), and how many are read at once. */
   private readonly listings = new Map<string, Promise<Listing>>();
   private readonly listing = new Semaphore(8);
-  /** Entries walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
+  /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
   private readonly ahead = new Semaphore(1024);
   private readonly excluded: Set<string>;
   private sinceCheckpoint = 0;
@@ -181,9 +181,11 @@ export class TreeWriter {
     for (const c of children) if (c.st.isDirectory()) this.prefetch(c.abs);
     const entries: Array<Promise<Entry | null>> = [];
     for (const { name, abs: childAbs, st } of children) {
-      const release = await this.ahead.acquire();
+      // Only leaves count against `ahead`: a directory waits on its subtree, so counting
+      // directories too would let a tree deeper than the limit wait on itself.
+      const release = st.isDirectory() ? null : await this.ahead.acquire();
       const { entry } = await this.child(childAbs, name, rel, relText, st, rules);
-      void entry.then(release, release);
+      if (release !== null) void entry.then(release, release);
       entries.push(entry);
     }
     const done = Promise.all(entries).then((all) => {

@@ -1,0 +1,48 @@
+/**
+ * The snapshot walk runs ahead of the file reading (at most 1024 leaves) and
+ * extract writes files alongside its walk: trees wider and deeper than those
+ * limits still round-trip, and the same tree always gives the same root.
+ */
+import assert from 'node:assert/strict';
+import { linkSync, mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { Archive } from '../src/archive/archive.js';
+import { Extractor } from '../src/archive/extract.js';
+import { snapshotTree } from '../src/archive/snapshot.js';
+import { resolveEntry } from '../src/archive/snapshot-ref.js';
+import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
+import { OrderedBackend } from '../src/backends/sequencer.js';
+import { assertSameTree, walkTree } from './cairn-fixtures.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-walk-');
+after(() => scratch.remove());
+
+test('a tree 1100 directories deep and 1500 files wide, with hard links across directories, round-trips and snapshots to the same root twice', { timeout: 120_000 }, async () => {
+  const src = path.join(scratch.dir, 'src');
+  // Deeper than the 1024 leaves the walk may run ahead: a limit that counted directories would wait on itself here.
+  let deep = path.join(src, 'deep');
+  for (let i = 0; i < 1100; i += 1) deep = path.join(deep, 'd');
+  mkdirSync(deep, { recursive: true });
+  writeFileSync(path.join(deep, 'bottom'), 'at the bottom');
+  mkdirSync(path.join(src, 'wide'), { recursive: true });
+  for (let i = 0; i < 1500; i += 1) writeFileSync(path.join(src, 'wide', `f${i}`), `file ${i}\n`.repeat(1 + (i % 7)));
+  // Hard links whose first name is walked before the other, in another directory.
+  mkdirSync(path.join(src, 'z-links'));
+  for (let i = 0; i < 20; i += 1) linkSync(path.join(src, 'wide', `f${i}`), path.join(src, 'z-links', `l${i}`));
+
+  const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  try {
+    const first = await snapshotTree(archive, [src], { tag: 't', workers: 1 });
+    const second = await snapshotTree(archive, [src], { tag: 't', workers: 1 });
+    const root = await resolveEntry(archive, first.record, [], 't');
+    const again = await resolveEntry(archive, second.record, [], 't');
+    assert.equal(again.content?.key, root.content?.key, 'the same tree gives the same root block');
+    const dest = path.join(scratch.dir, 'out');
+    await new Extractor(archive).extract(root, dest);
+    assertSameTree(walkTree(dest), walkTree(src));
+  } finally {
+    await archive.close();
+  }
+});
