@@ -88,7 +88,10 @@ export class BlockCodec {
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
     let plain: Buffer;
     try {
-      plain = Buffer.concat([decipher.update(sealed.subarray(13, sealed.length - 16)), decipher.final()]);
+      plain = decipher.update(sealed.subarray(13, sealed.length - 16));
+      // GCM yields everything from update; final only checks the tag (no second block-sized copy).
+      const rest = decipher.final();
+      if (rest.length > 0) plain = Buffer.concat([plain, rest]);
     } catch {
       throw new BackendError('corrupt', `block ${key} is damaged or was tampered with (authentication failed)`);
     }
