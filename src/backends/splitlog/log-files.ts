@@ -2,7 +2,7 @@
  * Log files: `LOGDIR/log-NNNNNN`, numbered from 1, files 0600. Reading goes
  * through a small cache of read-only handles.
  */
-import { constants, promises as fsp, readdirSync } from 'node:fs';
+import { constants, promises as fsp, readdirSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Location } from './metadata.js';
 
@@ -34,6 +34,8 @@ export function listLogs(dir: string): number[] {
 }
 
 const MAX_CACHED = 32;
+/** Records up to this size are read synchronously (see LogReader.read). */
+const SYNC_READ_MAX = 64 * 1024;
 
 interface Cached {
   handle: fsp.FileHandle;
@@ -55,9 +57,15 @@ export class LogReader {
     const entry = await this.acquire(loc.log);
     try {
       const buf = Buffer.allocUnsafe(loc.length);
+      // Small records are read synchronously: through the thread pool a read of a few KB costs the caller several
+      // times the read itself (restore of the small bench tree, mostly small records: 2.2-2.6 s -> 2.1-2.2 s).
+      // Big ones stay asynchronous, so that several can wait on the disk at once.
+      const small = loc.length <= SYNC_READ_MAX;
       let done = 0;
       while (done < loc.length) {
-        const { bytesRead } = await entry.handle.read(buf, done, loc.length - done, loc.offset + done);
+        const bytesRead = small
+          ? readSync(entry.handle.fd, buf, done, loc.length - done, loc.offset + done)
+          : (await entry.handle.read(buf, done, loc.length - done, loc.offset + done)).bytesRead;
         if (bytesRead === 0) break;
         done += bytesRead;
       }
