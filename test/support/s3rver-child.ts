@@ -93,7 +93,8 @@ if (flag === '--conditional') {
     const mine = new Promise<void>((resolve) => {
       release = resolve;
     });
-    tails.set(id, previous.then(() => mine));
+    const tail = previous.then(() => mine);
+    tails.set(id, tail);
     await previous;
     try {
       const etag = await server.store.getMetadata(bucket, key).then((m) => m.etag ?? null, () => null);
@@ -102,7 +103,7 @@ if (flag === '--conditional') {
       await next();
     } finally {
       release();
-      if (tails.get(id) === mine) tails.delete(id);
+      if (tails.get(id) === tail) tails.delete(id);
     }
   };
   server.middleware.unshift(conditional);
