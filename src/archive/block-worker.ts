@@ -1,4 +1,4 @@
-import { close, open, read } from 'node:fs';
+import { close, closeSync, open, openSync, read, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
@@ -21,7 +21,7 @@ const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunker
 const READ_SIZE = 4 * 1024 * 1024;
 const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
-const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null }>();
+const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean }>();
 let nextHeld = -1;
 
 /**
@@ -60,8 +60,12 @@ type Message =
   | { op: 'file-close'; id: number; fileId: number };
 
 /**
- * Reads are asynchronous (libuv's thread pool): while one file waits on the
- * disk, chunks of others are cut, named and sealed. Each file has at most one
+ * Windows of big files are read asynchronously (libuv's thread pool): while
+ * one waits on the disk, chunks of others are cut, named and sealed. Small
+ * files are opened, read and closed synchronously: a thread-pool round trip
+ * costs more than the call itself on a warm or fast disk (three per file,
+ * each waking a pool thread and then this one: on the bench tree that was
+ * 0.4 s of CPU; bench/NOTES.md, "Fourth pass"). Each file has at most one
  * request outstanding (the main thread asks for its next window only after
  * the reply), so a file's own state is never touched by two reads at once;
  * what files share (the packed window, the pool) is claimed synchronously
@@ -104,7 +108,7 @@ const SMALL_FILE = 1024 * 1024;
 let packed: Buffer | null = null;
 let packedAt = 0;
 
-async function readSmall(id: number, fileId: number, size: number): Promise<void> {
+function readSmall(id: number, fileId: number, size: number): void {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   const claim = size + 1;
@@ -121,7 +125,7 @@ async function readSmall(id: number, fileId: number, size: number): Promise<void
   try {
     let bytes: number;
     try {
-      bytes = await readAsync(file.fd, window, at, claim);
+      bytes = readSync(file.fd, window, at, claim, null);
     } catch (err) {
       fileFailed(id, fileId, err as Error);
       return;
@@ -141,7 +145,8 @@ function closeFile(fileId: number): void {
   const file = files.get(fileId);
   if (file === undefined) return;
   files.delete(fileId);
-  close(file.fd, () => undefined);
+  if (file.small) closeSync(file.fd);
+  else close(file.fd, () => undefined);
   releaseWindow(file.window);
 }
 
@@ -184,15 +189,16 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
 async function openFile(msg: { id: number; fileId: number; path: Uint8Array; size?: number }): Promise<void> {
   if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
   const sizes = data.chunkSizes;
+  const small = msg.size !== undefined && msg.size <= SMALL_FILE;
   let fd: number;
   try {
-    fd = await new Promise<number>((resolve, reject) => open(Buffer.from(msg.path), 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));
+    fd = small ? openSync(Buffer.from(msg.path), 'r') : await new Promise<number>((resolve, reject) => open(Buffer.from(msg.path), 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
     return;
   }
-  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null });
-  if (msg.size !== undefined && msg.size <= SMALL_FILE) await readSmall(msg.id, msg.fileId, msg.size);
+  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null, small });
+  if (small) readSmall(msg.id, msg.fileId, msg.size as number);
   else await readWindow(msg.id, msg.fileId);
 }
 
