@@ -1,4 +1,4 @@
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
 import { named, type BlockWriter } from './block-writer.js';
@@ -55,6 +55,8 @@ interface HardLinkTarget {
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
+/** How long the walk may run its synchronous listings before it lets the event loop turn. */
+const WALK_SLICE_MS = 4;
 const RULE_FILE = Buffer.from('.cairn');
 
 function time(ns: bigint): Time {
@@ -78,9 +80,8 @@ export class TreeWriter {
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
-  /** Listings read ahead of the walk (by absolute path), and how many are read at once. */
-  private readonly listings = new Map<string, Promise<Listing>>();
-  private readonly listing = new Semaphore(8);
+  /** When the walk last let the event loop run (its listings are synchronous). */
+  private lastYield = performance.now();
   /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
   private readonly ahead = new Semaphore(1024);
   private readonly excluded: Set<string>;
@@ -177,8 +178,6 @@ export class TreeWriter {
       if (this.excluded.has(childAbs.toString())) continue;
       children.push({ name, abs: childAbs, rel: childRel, st });
     }
-    // The subdirectories' listings are read ahead, several at once, while the walk goes in order.
-    for (const c of children) if (c.st.isDirectory()) this.prefetch(c.abs);
     const entries: Array<Promise<Entry | null>> = [];
     for (const { name, abs: childAbs, st } of children) {
       // Only leaves count against `ahead`: a directory waits on its subtree, so counting
@@ -207,32 +206,28 @@ export class TreeWriter {
     return decide(rules, { abs: abs.toString(), rel: relText.slice(1), type, size: Number(st.size), mtimeMs: Number(st.mtimeMs) }) ?? true;
   }
 
-  /** A directory's names (sorted) and their lstat (or the error), read ahead by `prefetch` or now. */
-  private list(abs: Buffer): Promise<Listing> {
-    const key = abs.toString('latin1');
-    const ahead = this.listings.get(key);
-    if (ahead === undefined) return this.readListing(abs);
-    this.listings.delete(key);
-    return ahead;
-  }
-
-  private prefetch(abs: Buffer): void {
-    const key = abs.toString('latin1');
-    if (this.listings.has(key)) return;
-    const listing = this.readListing(abs);
-    listing.catch(() => undefined);
-    this.listings.set(key, listing);
-  }
-
-  private async readListing(abs: Buffer): Promise<Listing> {
-    const release = await this.listing.acquire();
-    try {
-      const names = (await fsp.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
-      const stats = await Promise.all(names.map((name) => fsp.lstat(Buffer.concat([abs, SLASH, name]), { bigint: true }).catch((err: Error) => err)));
-      return { names, stats };
-    } finally {
-      release();
+  /**
+   * A directory's names (sorted) and their lstat (or the error). The calls
+   * are synchronous: through libuv's thread pool each readdir and lstat cost
+   * a wake-up of a pool thread and of this one, several times the call on a
+   * warm or fast disk (bench/NOTES.md, "Fourth pass"). The walk lets the
+   * event loop run every few milliseconds, so that the workers' replies and
+   * the puts are not held up behind it.
+   */
+  private async list(abs: Buffer): Promise<Listing> {
+    if (performance.now() - this.lastYield > WALK_SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.lastYield = performance.now();
     }
+    const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
+    const stats = names.map((name): BigIntStats | Error => {
+      try {
+        return lstatSync(Buffer.concat([abs, SLASH, name]), { bigint: true });
+      } catch (err) {
+        return err as Error;
+      }
+    });
+    return { names, stats };
   }
 
   /**
