@@ -212,6 +212,15 @@ export class Metadata {
     return new Map(this.s.configAll.all().map((r) => [r.name, r.value]));
   }
 
+  /**
+   * Runs `fn` (many reads) in one deferred transaction: each statement on its
+   * own is a transaction of its own, about five times the cost of a lookup
+   * inside one (13 vs 2.6 us on the bench archive).
+   */
+  reading<T>(fn: () => T): T {
+    return this.db.transaction(fn).deferred();
+  }
+
   /** Runs `fn` in an IMMEDIATE transaction (the caller is synchronous throughout). */
   immediate<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();

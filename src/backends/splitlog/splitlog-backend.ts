@@ -200,7 +200,9 @@ export class SplitlogBackend implements Backend, WriterHost {
     checkKey(key);
     checkBlockSize(data, this.settings.blockSize);
     this.checkWritable();
-    if (this.locate('block', key) !== null) return;
+    // A block already stored returns at once, without waiting for another process's writer lock;
+    // while this process holds the lock, the check below (which then runs at once) is enough.
+    if (!this.writer.holdsLock && this.locate('block', key) !== null) return;
     await this.writer.append(RecordType.BlockPut, key, data, {
       // Another process may have stored it while we waited for the writer lock.
       check: () => this.locate('block', key) === null,
@@ -214,7 +216,8 @@ export class SplitlogBackend implements Backend, WriterHost {
 
   async existsMany(keys: string[]): Promise<boolean[]> {
     this.usable();
-    return checkKeyList(keys).map((key) => this.locate('block', key) !== null);
+    const checked = checkKeyList(keys);
+    return this.meta.reading(() => checked.map((key) => this.locate('block', key) !== null));
   }
 
   async get(key: string): Promise<Uint8Array | null> {
