@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Decompressor } from 'zstd-napi';
 import { BackendError } from '../backends/errors.js';
@@ -26,6 +26,25 @@ export function blockKey(hashKey: Buffer, type: BlockType, plaintext: Uint8Array
   hmac.update(Buffer.of(type));
   hmac.update(plaintext);
   return hmac.digest('hex');
+}
+
+/**
+ * Random nonces, drawn from the system's generator 4 KiB at a time: a call
+ * for each 12-byte nonce cost about 20 us (0.1 s of a 7,000-block snapshot).
+ * Each nonce is a fresh copy; the pool's bytes are never handed out twice.
+ */
+const NONCE_BYTES = 12;
+const noncePool = Buffer.allocUnsafe(NONCE_BYTES * 341);
+let nonceAt = noncePool.length;
+
+function freshNonce(): Buffer {
+  if (nonceAt + NONCE_BYTES > noncePool.length) {
+    randomFillSync(noncePool);
+    nonceAt = 0;
+  }
+  const nonce = Buffer.from(noncePool.subarray(nonceAt, nonceAt + NONCE_BYTES));
+  nonceAt += NONCE_BYTES;
+  return nonce;
 }
 
 export class BlockCodec {
@@ -56,7 +75,7 @@ export class BlockCodec {
         payload = packed;
       }
     }
-    const nonce = randomBytes(12);
+    const nonce = freshNonce();
     const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, nonce);
     cipher.setAAD(Buffer.from(key, 'latin1'));
     const head = cipher.update(Buffer.of(method, type));
