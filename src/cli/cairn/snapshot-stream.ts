@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { snapshotStream, type SnapshotResult } from '../../archive/snapshot.js';
 import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
+import { keepMemoryDown } from './memory-keeper.js';
 import { formatBytes, Progress, runAction } from './output.js';
 
 /** `cairn snapshot-stream TAG NAME < input`: a byte stream (zfs send, tar …) as one snapshot. */
 export async function snapshotStreamCommand(ctx: CommandContext, tag: string, name: string, input: AsyncIterable<Buffer>, options: { comment?: string; quiet?: boolean } = {}): Promise<SnapshotResult> {
   return withArchive(ctx, async (archive) => {
     let progress: Progress | null = null;
+    const stopKeeping = keepMemoryDown();
     try {
       return await snapshotStream(archive, input, name, {
         tag,
@@ -19,6 +21,7 @@ export async function snapshotStreamCommand(ctx: CommandContext, tag: string, na
         },
       });
     } finally {
+      stopKeeping();
       (progress as Progress | null)?.stop();
     }
   });

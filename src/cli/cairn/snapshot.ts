@@ -7,6 +7,7 @@ import type { Archive } from '../../archive/archive.js';
 import { readSnapshotRecord } from '../../archive/snapshot-record.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
 import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
+import { keepMemoryDown } from './memory-keeper.js';
 import { formatBytes, Progress, runAction } from './output.js';
 
 export interface Filter {
@@ -66,6 +67,15 @@ export function compileFilters(filters: Filter[]): RegexRule[] {
 /** `cairn snapshot TAG PATH...`: the plain function (tests call it directly). */
 export async function snapshotCommand(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions = {}): Promise<SnapshotResult> {
   const rules = compileFilters([...ctx.config.filters, ...(options.filters ?? [])]);
+  const stopKeeping = keepMemoryDown();
+  try {
+    return await snapshotPaths(ctx, tag, paths, options, rules);
+  } finally {
+    stopKeeping();
+  }
+}
+
+async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions, rules: RegexRule[]): Promise<SnapshotResult> {
   return withArchive(ctx, async (archive: Archive) => {
     const expected = await previousTotal(archive, tag);
     const cache = ctx.config.fileCache === '' ? undefined : FileCache.open(ctx.config.fileCache, archive.keys.fingerprint);
