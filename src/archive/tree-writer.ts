@@ -55,6 +55,8 @@ interface HardLinkTarget {
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
+/** Files above this size are read in windows of their own (block-worker.ts reads smaller ones into a shared window). */
+const BIG_FILE = 1024n * 1024n;
 /** How long the walk may run its synchronous listings before it lets the event loop turn. */
 const WALK_SLICE_MS = 4;
 const RULE_FILE = Buffer.from('.cairn');
@@ -80,6 +82,8 @@ export class TreeWriter {
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
+  /** Of those, files bigger than BIG_FILE (the peak memory of a snapshot is their windows: bench/NOTES.md, "Fourth pass"). */
+  private readonly readingBig = new Semaphore(2);
   /** When the walk last let the event loop run (its listings are synchronous). */
   private lastYield = performance.now();
   /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
@@ -324,6 +328,8 @@ export class TreeWriter {
       this.progress.bytesCached += Number(st.size);
       return { ref: cached, size: Number(st.size) };
     }
+    // A big file holds a window of the worker while it is read (and its chunks pin more): at most a few at once.
+    const releaseBig = st.size > BIG_FILE ? await this.readingBig.acquire() : null;
     const release = await this.reading.acquire();
     try {
       this.progress.current = relText;
@@ -373,6 +379,7 @@ export class TreeWriter {
       return this.skip(relText, (err as Error).message);
     } finally {
       release();
+      releaseBig?.();
     }
   }
 
