@@ -261,9 +261,11 @@ export class Extractor {
     let position = 0;
     try {
       for await (const block of readContent(this.archive, entry.content ?? null)) {
+        // Taken before the write: a block that owns its buffer moves to the writer's thread (and reads empty here).
+        const length = block.length;
         await fs.write(file, block, position);
-        position += block.length;
-        this.stats.bytes += block.length;
+        position += length;
+        this.stats.bytes += length;
       }
       if (position !== entry.size) {
         throw new BackendError('corrupt', `${displayName(target)}: the archive holds ${position} bytes, the entry says ${entry.size}`);

@@ -99,7 +99,12 @@ export class FsWriter {
     return file;
   }
 
-  /** Queues a block of a file, waiting while too much file data is queued. */
+  /**
+   * Queues a block of a file, waiting while too much file data is queued.
+   * Takes the block: when it owns its buffer, that buffer moves to the
+   * writer's thread and reads as empty here from then on (at once, or at the
+   * end of this turn), so read its length before.
+   */
   async write(file: number, data: Uint8Array, position: number): Promise<void> {
     while (this.queuedBytes > MAX_QUEUED_BYTES && this.failure === null) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     if (this.failure !== null) throw this.failure;
