@@ -180,6 +180,7 @@ export class Metadata {
   }
 
   close(): void {
+    this.endRead();
     if (this.db.open) this.db.close();
   }
 
@@ -188,10 +189,12 @@ export class Metadata {
   }
 
   setMeta(name: string, value: string): void {
+    this.endRead();
     this.s.metaSet.run(name, value);
   }
 
   deleteMeta(name: string): void {
+    this.endRead();
     this.s.metaDel.run(name);
   }
 
@@ -204,8 +207,28 @@ export class Metadata {
     this.setMeta('posOffset', String(pos.offset));
   }
 
+  /**
+   * Where a name's record is. Lookups made outside a transaction share one
+   * read transaction until the end of this turn of the event loop: a lookup
+   * on its own is a transaction of its own, five times the cost (a restore
+   * and a snapshot make one or more per block). Writes end it first.
+   */
   lookup(kind: Kind, name: string): Location | null {
+    if (!this.db.inTransaction) {
+      this.db.exec('BEGIN');
+      this.batchedRead = true;
+      setImmediate(() => this.endRead());
+    }
     return this.s[kind].get.get(name) ?? null;
+  }
+
+  private batchedRead = false;
+
+  /** Ends the read transaction opened by `lookup`, if it is still open. */
+  private endRead(): void {
+    if (!this.batchedRead) return;
+    this.batchedRead = false;
+    if (this.db.open && this.db.inTransaction) this.db.exec('COMMIT');
   }
 
   configValues(): Map<string, string> {
@@ -223,6 +246,7 @@ export class Metadata {
 
   /** Runs `fn` in an IMMEDIATE transaction (the caller is synchronous throughout). */
   immediate<T>(fn: () => T): T {
+    this.endRead();
     return this.db.transaction(fn).immediate();
   }
 
@@ -267,6 +291,7 @@ export class Metadata {
 
   /** Forgets everything derived from the logs (reindex starts from here). Locks stay. */
   clearIndex(): void {
+    this.endRead();
     this.db.exec('DELETE FROM blocks; DELETE FROM tags; DELETE FROM config; DELETE FROM tombstones; DELETE FROM dead; DELETE FROM logs;');
     this.deleteMeta('posLog');
     this.deleteMeta('posOffset');
