@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { snapshotStream, type SnapshotResult } from '../../archive/snapshot.js';
 import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
 import { keepMemoryDown } from './memory-keeper.js';
+import { tuneV8ForSnapshots } from './v8-tuning.js';
 import { formatBytes, Progress, runAction } from './output.js';
 
 /** `cairn snapshot-stream TAG NAME < input`: a byte stream (zfs send, tar …) as one snapshot. */
@@ -35,6 +36,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('--comment <text>', 'a comment stored with the snapshot')
     .option('-q, --quiet', 'print only the result')
     .action(runAction(async (tag: string, name: string, opts: { comment?: string; quiet?: boolean }) => {
+      tuneV8ForSnapshots();
       const ctx = await loadContext(globals());
       const result = await snapshotStreamCommand(ctx, tag, name, process.stdin, opts);
       process.stdout.write(`snapshot ${result.id}\nroot ${result.root === null ? '-' : `${result.root.key} (level ${result.root.level})`}\n`);

@@ -8,6 +8,7 @@ import { readSnapshotRecord } from '../../archive/snapshot-record.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
 import { loadContext, withArchive, type CommandContext, type GlobalOptions } from './context.js';
 import { keepMemoryDown } from './memory-keeper.js';
+import { tuneV8ForSnapshots } from './v8-tuning.js';
 import { formatBytes, Progress, runAction } from './output.js';
 
 export interface Filter {
@@ -133,6 +134,7 @@ export function register(program: Command, globals: () => GlobalOptions): void {
     .option('-q, --quiet', 'print only the result')
     .option('-v, --verbose', 'show the file being read')
     .action(runAction(async (tag: string, paths: string[], opts: { comment?: string; quiet?: boolean; verbose?: boolean }) => {
+      tuneV8ForSnapshots();
       const ctx = await loadContext(globals());
       const result = await snapshotCommand(ctx, tag, paths, { ...opts, filters });
       const s = result.record.stats;
