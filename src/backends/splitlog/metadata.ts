@@ -210,8 +210,9 @@ export class Metadata {
   /**
    * Where a name's record is. Lookups made outside a transaction share one
    * read transaction until the end of this turn of the event loop: a lookup
-   * on its own is a transaction of its own, five times the cost (a restore
-   * and a snapshot make one or more per block). Writes end it first.
+   * on its own is a transaction of its own, five times the cost (13 vs 2.6 us
+   * on the bench archive; a restore and a snapshot make one or more per
+   * block). Writes end it first.
    */
   lookup(kind: Kind, name: string): Location | null {
     if (!this.db.inTransaction) {
@@ -233,15 +234,6 @@ export class Metadata {
 
   configValues(): Map<string, string> {
     return new Map(this.s.configAll.all().map((r) => [r.name, r.value]));
-  }
-
-  /**
-   * Runs `fn` (many reads) in one deferred transaction: each statement on its
-   * own is a transaction of its own, about five times the cost of a lookup
-   * inside one (13 vs 2.6 us on the bench archive).
-   */
-  reading<T>(fn: () => T): T {
-    return this.db.transaction(fn).deferred();
   }
 
   /** Runs `fn` in an IMMEDIATE transaction (the caller is synchronous throughout). */

@@ -216,8 +216,8 @@ export class SplitlogBackend implements Backend, WriterHost {
 
   async existsMany(keys: string[]): Promise<boolean[]> {
     this.usable();
-    const checked = checkKeyList(keys);
-    return this.meta.reading(() => checked.map((key) => this.locate('block', key) !== null));
+    // The lookups share one read transaction (Metadata.lookup).
+    return checkKeyList(keys).map((key) => this.locate('block', key) !== null);
   }
 
   async get(key: string): Promise<Uint8Array | null> {
