@@ -22,7 +22,10 @@ interface Measure {
   wall: number;
   cpu: number;
   rssMiB: number;
+  /** The repository: what a user stores (and would copy off-site). */
   archiveBytes: number;
+  /** Client-side caches, kept apart: cairn's file cache, restic's cache directory, borg's base directory. */
+  cacheBytes: number;
 }
 
 interface Tool {
@@ -79,7 +82,7 @@ function duBytes(target: string): number {
   return Number(execFileSync('du', ['-sb', target], { encoding: 'utf8' }).split(/\s/)[0]);
 }
 
-function timed(argv: string[], env: Record<string, string>, cwd?: string): Omit<Measure, 'archiveBytes'> {
+function timed(argv: string[], env: Record<string, string>, cwd?: string): Omit<Measure, 'archiveBytes' | 'cacheBytes'> {
   const out = path.join(process.env.TMPDIR ?? '/tmp', `cairn-bench-time-${process.pid}`);
   const result = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', '-o', out, ...argv], {
     env: { ...process.env, ...env }, cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
@@ -111,11 +114,12 @@ function runTool(tool: Tool, pristine: string, work: string, shape: TreeShape, d
   }
   cpSync(pristine, tree, { recursive: true, preserveTimestamps: true });
   execFileSync(tool.init(repo)[0] as string, tool.init(repo).slice(1), { env: { ...process.env, ...tool.env }, stdio: 'ignore' });
-  const size = (): number => duBytes(repo) + duBytes(`${repo}-filecache.sqlite`);
+  // The repository alone; each tool's client-side cache apart (restic's and borg's live outside their repositories).
+  const cache = tool.name === 'cairn' ? `${repo}-filecache.sqlite` : path.join(work, tool.name === 'restic' ? 'restic-cache' : 'borg-base');
   const results = {} as Record<Step, Measure>;
   const step = (name: Step, argv: string[], cwd?: string): void => {
     if (drop) dropCaches();
-    results[name] = { ...timed(argv, tool.env, cwd), archiveBytes: size() };
+    results[name] = { ...timed(argv, tool.env, cwd), archiveBytes: duBytes(repo), cacheBytes: duBytes(cache) };
   };
   step('first', tool.snapshot(repo, tree, 1));
   step('no-change', tool.snapshot(repo, tree, 2));
@@ -194,6 +198,7 @@ function main(): void {
     const ratio = runs.has('cairn') && peers.length > 0 ? (med('cairn', s, 'wall') / best).toFixed(2) : '';
     lines.push(`| ${s} | ${selected.map((t) => med(t.name, s, 'wall').toFixed(2)).join(' | ')} | ${selected.map((t) => med(t.name, s, 'cpu').toFixed(2)).join(' | ')} | ${selected.map((t) => med(t.name, s, 'rssMiB').toFixed(0)).join(' | ')} | ${selected.map((t) => (med(t.name, s, 'archiveBytes') / 1e6).toFixed(1)).join(' | ')} | ${ratio} |`);
   }
+  lines.push('', `Archive MB is the repository alone. Client-side caches after the incremental (not in it): ${selected.map((t) => `${t.name} ${(med(t.name, 'incremental', 'cacheBytes') / 1e6).toFixed(1)} MB`).join(', ')}.`);
   lines.push('', `Total bench time ${((Date.now() - started) / 60000).toFixed(1)} min.`);
   const report = lines.join('\n');
   console.log(report);
