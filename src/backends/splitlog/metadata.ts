@@ -121,6 +121,8 @@ export type Statements = ReturnType<typeof prepareAll>;
 
 export class Metadata {
   readonly s: Statements;
+  /** A read transaction opened by `lookup` is open (until the end of this turn, or the next write). */
+  private batchedRead = false;
 
   private constructor(readonly db: Database.Database, readonly file: string) {
     this.s = prepareAll(db);
@@ -222,8 +224,6 @@ export class Metadata {
     }
     return this.s[kind].get.get(name) ?? null;
   }
-
-  private batchedRead = false;
 
   /** Ends the read transaction opened by `lookup`, if it is still open. */
   private endRead(): void {
