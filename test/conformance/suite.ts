@@ -168,6 +168,8 @@ export function backendConformance(label: string, factory: FixtureFactory): void
       }
       const keys = Array.from({ length: 53 }, (_, i) => `key${String(i * 7919 % 1000).padStart(4, '0')}`);
       keys.push('a', 'Z', 'z9', '0');
+      // Hex keys of every shape (a store may keep lowercase hex apart, as splitlog does), and their look-alikes.
+      keys.push('ab', 'AB', 'abc', '00', '0a', '0A', 'ff00', 'ff', 'fe'.repeat(64), '0123456789abcdef'.repeat(4), 'g0');
       await Promise.all(keys.map((k) => backend.put(k, Buffer.from(k))));
       for (const limit of [1, 7, 57, 10_000]) {
         const listed = await listAll(backend, limit);

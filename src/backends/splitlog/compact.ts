@@ -13,8 +13,8 @@
 import { closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { LogAppender } from './log-appender.js';
 import { listLogs, logName, logPath } from './log-files.js';
-import type { IndexOp, Location, Metadata } from './metadata.js';
-import { decodeRecord, RecordType, type Kind } from './record.js';
+import type { IndexedRecord, IndexOp, Location, Metadata } from './metadata.js';
+import { decodeRecord, RecordType } from './record.js';
 import { recoverTail } from './recovery.js';
 import { syncDir } from '../fs/atomic-file.js';
 
@@ -23,13 +23,6 @@ export interface CompactResult {
   kept: string[];
   copiedBytes: number;
   freedBytes: number;
-}
-
-interface Entry {
-  kind: Kind;
-  name: string;
-  loc: Location;
-  removal: boolean;
 }
 
 /** Reads records of the logs being compacted, one open file per log. */
@@ -80,23 +73,19 @@ export async function compactLogs(
   const appender = new LogAppender(dir, append, maxBytes);
   const victimsReader = new VictimReader(dir);
   const ops: IndexOp[] = [];
-  const copy = async (entry: Entry, type: RecordType, record: Buffer, data: Buffer): Promise<void> => {
+  const copy = async (entry: IndexedRecord, type: RecordType, record: Buffer, data: Buffer): Promise<void> => {
     const loc = appender.reserve(record.length);
     const op: IndexOp = { type, name: entry.name, loc };
     if (type === RecordType.Config) op.value = data.toString('utf8');
     await appender.write(loc, [record], () => ops.push(op));
     result.copiedBytes += record.length;
   };
-  const removals: Entry[] = [];
+  const removals: IndexedRecord[] = [];
   try {
+    const values = meta.valuesIn(victims);
     for (const log of [...victims]) {
-      const entries: Entry[] = [];
-      for (const kind of ['block', 'tag', 'config'] as const) {
-        for (const row of meta.s[kind].byLog.all(log)) entries.push({ kind, name: row.name, loc: row, removal: false });
-      }
-      for (const row of meta.s.tombByLog.all(log)) removals.push({ kind: row.kind, name: row.name, loc: row, removal: true });
-      entries.sort((a, b) => a.loc.offset - b.loc.offset);
-      for (const entry of entries) {
+      removals.push(...meta.removalsIn(log));
+      for (const entry of values.get(log) ?? []) {
         const raw = victimsReader.read(entry.loc);
         const record = decodeRecord(raw);
         if (typeof record === 'string' || record.name !== entry.name) {
@@ -107,10 +96,10 @@ export async function compactLogs(
         await copy(entry, record.header.type, raw, record.data);
       }
     }
-    const dropped: Entry[] = [];
+    const dropped: IndexedRecord[] = [];
     for (const entry of removals) {
       if (!victims.has(entry.loc.log)) continue;
-      const needed = meta.s.deadOutside.all(entry.kind, entry.name).some((row) => !victims.has(row.log));
+      const needed = meta.supersededIn(entry.kind, entry.name).some((log) => !victims.has(log));
       if (!needed) {
         dropped.push(entry);
         continue;
@@ -126,18 +115,9 @@ export async function compactLogs(
     meta.immediate(() => {
       for (const op of ops) meta.apply(op);
       if (ops.length > 0) meta.setPosition(appender.writtenEnd);
-      for (const entry of dropped) meta.s.tombDel.run(entry.kind, entry.name);
-      for (const log of victims) {
-        meta.s.deadDropLog.run(log);
-        meta.s.logDrop.run(log);
-      }
-      // Removals elsewhere that no longer hide anything become dead space.
-      for (const tomb of meta.s.tombAll.all()) {
-        if (meta.s.deadOutside.all(tomb.kind, tomb.name).length === 0) {
-          meta.s.tombDel.run(tomb.kind, tomb.name);
-          meta.s.logLive.run(tomb.log, -tomb.length);
-        }
-      }
+      for (const entry of dropped) meta.dropRemoval(entry.kind, entry.name);
+      for (const log of victims) meta.forgetLog(log);
+      meta.settleRemovals();
     });
   } finally {
     victimsReader.close();

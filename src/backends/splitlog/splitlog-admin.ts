@@ -70,8 +70,7 @@ function info(b: SplitlogBackend): AdminResult {
 }
 
 function stats(b: SplitlogBackend): AdminResult {
-  const { s } = b.meta;
-  const blocks = s.blockCount.get();
+  const { blocks, bytes } = b.meta.blockStats();
   const usage = new Map(b.meta.logUsage().map((u) => [u.log, u.live]));
   const logs = listLogs(b.logDir).map((log) => {
     const size = statSync(logPath(b.logDir, log)).size;
@@ -80,7 +79,7 @@ function stats(b: SplitlogBackend): AdminResult {
   });
   const total = logs.reduce((sum, l) => sum + l.bytes, 0);
   const live = logs.reduce((sum, l) => sum + l.live, 0);
-  const data = { blocks: blocks?.n ?? 0, bytes: blocks?.bytes ?? 0, tags: s.listTags.all().length, logs: logs.length, logBytes: total, liveBytes: live, deadBytes: total - live, perLog: logs };
+  const data = { blocks, bytes, tags: b.meta.tagNames().length, logs: logs.length, logBytes: total, liveBytes: live, deadBytes: total - live, perLog: logs };
   const head = formatFields({ blocks: data.blocks, bytes: data.bytes, tags: data.tags, logs: data.logs, 'log bytes': total, 'live bytes': live, 'dead bytes': total - live });
   const rows = logs.map((l) => `  ${l.log}  ${String(l.bytes).padStart(12)}  ${String(l.live).padStart(12)}  ${String(l.dead).padStart(12)}`);
   const table = rows.length === 0 ? '' : `\n  ${'log'.padEnd(10)}  ${'bytes'.padStart(12)}  ${'live'.padStart(12)}  ${'dead'.padStart(12)}\n${rows.join('\n')}`;

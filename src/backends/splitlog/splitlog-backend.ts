@@ -105,7 +105,7 @@ export class SplitlogBackend implements Backend, WriterHost {
       }
     }
     if (metadata !== null && logs.length === 0 && !existsSync(logDir)) {
-      const indexed = metadata.s.blockCount.get()?.n ?? 0;
+      const indexed = metadata.blockStats().blocks;
       metadata.close();
       if (indexed > 0) throw new BackendError('corrupt', `${logDir} does not exist, but ${metaFile} indexes ${indexed} blocks in it: is LOGDIR right?`);
       await mkdirPrivate(logDir);
@@ -243,9 +243,9 @@ export class SplitlogBackend implements Backend, WriterHost {
     const after = checkCursor(cursor);
     checkListLimit(limit);
     await this.commitIfWriting();
-    const rows = this.meta.s.listBlocks.all(after ?? '', limit + 1);
-    const keys = rows.slice(0, limit).map((r) => r.key);
-    return [keys, rows.length > limit ? (keys[keys.length - 1] as string) : null];
+    const found = this.meta.listBlocks(after ?? '', limit + 1);
+    const keys = found.slice(0, limit);
+    return [keys, found.length > limit ? (keys[keys.length - 1] as string) : null];
   }
 
   async setTag(name: string, value: Uint8Array): Promise<void> {
@@ -277,7 +277,7 @@ export class SplitlogBackend implements Backend, WriterHost {
   async listTags(): Promise<string[]> {
     this.usable();
     await this.commitIfWriting();
-    return this.meta.s.listTags.all().map((r) => r.name);
+    return this.meta.tagNames();
   }
 
   async lockTag(name: string, owner: string, ttlSeconds: number): Promise<boolean> {
@@ -286,12 +286,12 @@ export class SplitlogBackend implements Backend, WriterHost {
     checkOwner(owner);
     checkTtl(ttlSeconds);
     this.checkWritable();
-    const { s } = this.meta;
+    const { meta } = this;
     return this.inTransaction(`lockTag ${name}`, () => {
-      const row = s.lockGet.get(name);
+      const row = meta.tagLock(name);
       const next = acquireLock(row === undefined ? null : { owner: row.owner, expiresAt: row.expires }, owner, ttlSeconds);
       if (next === null) return false;
-      s.lockSet.run(name, next.owner, next.expiresAt);
+      meta.setTagLock(name, { owner: next.owner, expires: next.expiresAt });
       return true;
     });
   }
@@ -300,16 +300,16 @@ export class SplitlogBackend implements Backend, WriterHost {
     this.usable();
     checkTagName(name);
     checkOwner(owner);
-    const { s } = this.meta;
+    const { meta } = this;
     this.inTransaction(`unlockTag ${name}`, () => {
-      const row = s.lockGet.get(name);
-      if (releaseLock(row === undefined ? null : { owner: row.owner, expiresAt: row.expires }, owner)) s.lockDel.run(name);
+      const row = meta.tagLock(name);
+      if (releaseLock(row === undefined ? null : { owner: row.owner, expiresAt: row.expires }, owner)) meta.dropTagLock(name);
     });
   }
 
   async tagLocked(name: string): Promise<string | null> {
     this.usable();
-    const row = this.meta.s.lockGet.get(checkTagName(name));
+    const row = this.meta.tagLock(checkTagName(name));
     const lock = row === undefined ? null : { owner: row.owner, expiresAt: row.expires };
     return isLive(lock) ? lock.owner : null;
   }
@@ -322,10 +322,8 @@ export class SplitlogBackend implements Backend, WriterHost {
   async stats(): Promise<BackendStats> {
     this.usable();
     await this.commitIfWriting();
-    const { s } = this.meta;
-    const blocks = s.blockCount.get();
-    const logs = listLogs(this.logDir);
-    return { blocks: blocks?.n ?? 0, bytes: blocks?.bytes ?? 0, tags: s.listTags.all().length, logs: logs.length };
+    const { blocks, bytes } = this.meta.blockStats();
+    return { blocks, bytes, tags: this.meta.tagNames().length, logs: listLogs(this.logDir).length };
   }
 
   async admin(command: string, args: string[]): Promise<AdminResult> {
