@@ -9,6 +9,7 @@ import { readContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
+import { EventLoopSlices } from './event-loop-slices.js';
 import { displayName, isSafeName, type Entry, type Time } from './tree-entry.js';
 
 const run = promisify(execFile);
@@ -57,6 +58,8 @@ export class Extractor {
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly isRoot = process.getuid?.() === 0;
+  /** The walk and most reads are synchronous: it lets the event loop turn every few ms (see EventLoopSlices). */
+  private readonly slices = new EventLoopSlices();
   private root = '';
 
   constructor(private readonly archive: Archive, private readonly options: ExtractOptions = {}) {}
@@ -121,6 +124,7 @@ export class Extractor {
       if (child.type === 'dir' && child.content) this.prefetch(child);
     }
     for (const child of entries) {
+      await this.slices.pause();
       if (!isSafeName(child.name)) throw new BackendError('corrupt', `refusing entry name ${displayName(child.name)}`);
       const childTarget = Buffer.concat([target, SLASH, child.name]);
       const childRel = [...rel, child.name];

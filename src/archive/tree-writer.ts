@@ -11,6 +11,7 @@ import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
 import { decide, parseRuleFile, type Rule } from './rules.js';
+import { EventLoopSlices } from './event-loop-slices.js';
 
 export interface TreeProgress {
   files: number;
@@ -57,8 +58,6 @@ const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
 /** Files above this size are read in windows of their own (block-worker.ts reads smaller ones into a shared window). */
 const BIG_FILE = 1024n * 1024n;
-/** How long the walk may run its synchronous listings before it lets the event loop turn. */
-const WALK_SLICE_MS = 4;
 const RULE_FILE = Buffer.from('.cairn');
 
 function time(ns: bigint): Time {
@@ -85,7 +84,8 @@ export class TreeWriter {
   /** Of those, files bigger than BIG_FILE (the peak memory of a snapshot is their windows: bench/NOTES.md, "Fourth pass"). */
   private readonly readingBig = new Semaphore(2);
   /** When the walk last let the event loop run (its listings are synchronous). */
-  private lastYield = performance.now();
+  /** The walk's listings are synchronous: it lets the event loop turn every few ms. */
+  private readonly slices = new EventLoopSlices();
   /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
   private readonly ahead = new Semaphore(1024);
   private readonly excluded: Set<string>;
@@ -219,10 +219,7 @@ export class TreeWriter {
    * the puts are not held up behind it.
    */
   private async list(abs: Buffer): Promise<Listing> {
-    if (performance.now() - this.lastYield > WALK_SLICE_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      this.lastYield = performance.now();
-    }
+    await this.slices.pause();
     const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
     const stats = names.map((name): BigIntStats | Error => {
       try {
