@@ -80,7 +80,7 @@ try {
   const identifier = identifierAt >= 0 ? (args[identifierAt + 1] as string) : `backend-fs fs ${path.join(work, 'archive')}`;
   const backend = await Archive.connect(identifier);
   const archive = await Archive.initialise(backend, async () => 'bench', { kdf: { N: 1024, r: 8, p: 1 } });
-  const cache = FileCache.open(path.join(work, 'cache.sqlite'), archive.keys.fingerprint);
+  const cache = FileCache.open(path.join(work, 'cache.sqlite'));
   const mb = measured.bytes / 1024 / 1024;
   const time = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
     const started = process.hrtime.bigint();

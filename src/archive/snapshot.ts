@@ -86,7 +86,7 @@ export async function snapshotTree(archive: Archive, paths: string[], options: S
   const { writer, close } = newWriter(archive, options);
   const skippedLog: Array<[string, string]> = [];
   try {
-    if (options.cache !== undefined) writer.markPresent(await options.cache.load(archive.backend));
+    if (options.cache !== undefined) writer.markPresent(await options.cache.use(archive.keys.fingerprint, archive.backend));
     const cache = options.cache;
     const tree = new TreeWriter({
       writer,

@@ -1,5 +1,6 @@
 import { Archive } from '../../archive/archive.js';
 import type { KdfParams } from '../../archive/keys.js';
+import type { Backend } from '../../backends/backend.js';
 import { configPath, loadConfig, type CairnConfig } from './config.js';
 import { passphraseSource, type PassphraseOptions } from './passphrase.js';
 
@@ -32,10 +33,15 @@ export function kdfFromEnv(): { kdf?: KdfParams } {
   return Number.isInteger(n) && n >= 2 ? { kdf: { N: n, r: 8, p: 1 } } : {};
 }
 
-/** Opens and unlocks the configured archive; the caller closes it. */
-export async function unlockArchive(ctx: CommandContext): Promise<Archive> {
+/**
+ * Opens and unlocks the configured archive; the caller closes it.
+ * `whileUnlocking` starts work that needs the backend but not the key, to
+ * run while the passphrase is stretched.
+ */
+export async function unlockArchive(ctx: CommandContext, whileUnlocking?: (backend: Backend) => void): Promise<Archive> {
   const backend = await Archive.connect(ctx.config.archive);
   try {
+    whileUnlocking?.(backend);
     return await Archive.unlock(backend, passphraseSource(ctx.passphrase), {
       compression: ctx.config.compression,
       compressionLevel: ctx.config.compressionLevel,
@@ -47,8 +53,8 @@ export async function unlockArchive(ctx: CommandContext): Promise<Archive> {
 }
 
 /** Runs `fn` on the unlocked archive and closes it, whatever happens. */
-export async function withArchive<T>(ctx: CommandContext, fn: (archive: Archive) => Promise<T>): Promise<T> {
-  const archive = await unlockArchive(ctx);
+export async function withArchive<T>(ctx: CommandContext, fn: (archive: Archive) => Promise<T>, whileUnlocking?: (backend: Backend) => void): Promise<T> {
+  const archive = await unlockArchive(ctx, whileUnlocking);
   try {
     return await fn(archive);
   } finally {

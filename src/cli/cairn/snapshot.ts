@@ -77,9 +77,9 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
 }
 
 async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions, rules: RegexRule[]): Promise<SnapshotResult> {
+  let cache: FileCache | undefined;
   return withArchive(ctx, async (archive: Archive) => {
     const expected = await previousTotal(archive, tag);
-    const cache = ctx.config.fileCache === '' ? undefined : FileCache.open(ctx.config.fileCache, archive.keys.fingerprint);
     let progress: Progress | null = null;
     try {
       return await snapshotTree(archive, paths, {
@@ -111,9 +111,12 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       });
     } finally {
       (progress as Progress | null)?.stop();
-      cache?.close();
     }
-  });
+  }, (backend) => {
+    if (ctx.config.fileCache === '') return;
+    cache = FileCache.open(ctx.config.fileCache);
+    cache.preload(backend);
+  }).finally(() => cache?.close());
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {

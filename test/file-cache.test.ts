@@ -1,0 +1,130 @@
+/**
+ * The file cache (src/archive/file-cache.ts): rows are named by the archive
+ * key's fingerprint, only rows whose key the archive still has are trusted,
+ * and `preload` reads the rows and confirms their keys before the archive is
+ * unlocked (the fingerprint is only known after), when the file holds the
+ * rows of one archive.
+ */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { FileCache, type FileIdentity } from '../src/archive/file-cache.js';
+import { MemoryBackend } from '../src/backends/memory/memory-backend.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-file-cache-');
+after(() => scratch.remove());
+
+const ID: FileIdentity = { size: 10n, mtimeNs: 1n, ctimeNs: 2n, ino: 3n };
+const KEY_A = 'aa'.repeat(32);
+const KEY_B = 'bb'.repeat(32);
+const KEY_GONE = 'cc'.repeat(32);
+
+/** A memory backend that counts existsMany calls, and fails the first `failures` of them. */
+class CountingBackend extends MemoryBackend {
+  calls = 0;
+  failures = 0;
+
+  override async existsMany(keys: string[]): Promise<boolean[]> {
+    this.calls += 1;
+    if (this.failures > 0) {
+      this.failures -= 1;
+      throw new Error('existsMany failed (injected)');
+    }
+    return super.existsMany(keys);
+  }
+}
+
+async function filled(name: string, rows: Array<[archive: string, file: string, key: string]>): Promise<string> {
+  const file = path.join(scratch.dir, name);
+  const cache = FileCache.open(file);
+  const byArchive = new Map<string, Array<[string, string]>>();
+  for (const [archive, f, key] of rows) byArchive.set(archive, [...(byArchive.get(archive) ?? []), [f, key]]);
+  for (const [archive, list] of byArchive) {
+    await cache.use(archive, new MemoryBackend());
+    for (const [f, key] of list) cache.stage(Buffer.from(f), ID, { level: 0, key });
+    cache.commit();
+  }
+  cache.close();
+  return file;
+}
+
+async function backendWith(keys: string[]): Promise<CountingBackend> {
+  const backend = new CountingBackend();
+  for (const key of keys) await backend.put(key, Buffer.from(key));
+  backend.calls = 0;
+  return backend;
+}
+
+test('preload confirms the keys of the only archive in the file before use, and use trusts only keys the archive has', async () => {
+  const file = await filled('one.sqlite', [['fp1', '/a', KEY_A], ['fp1', '/b', KEY_B], ['fp1', '/gone', KEY_GONE]]);
+  const backend = await backendWith([KEY_A, KEY_B]);
+  const cache = FileCache.open(file);
+  try {
+    cache.preload(backend);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(backend.calls, 1, 'the keys were asked about before use');
+    const present = await cache.use('fp1', backend);
+    assert.equal(backend.calls, 1, 'use took the preloaded answer');
+    assert.deepEqual([...present].sort(), [KEY_A, KEY_B]);
+    assert.deepEqual(cache.lookup(Buffer.from('/a'), ID), { level: 0, key: KEY_A });
+    assert.equal(cache.lookup(Buffer.from('/gone'), ID), null, 'a key the archive lost is not trusted');
+    assert.equal(cache.lookup(Buffer.from('/a'), { ...ID, mtimeNs: 9n }), null, 'a changed file is not trusted');
+  } finally {
+    cache.close();
+  }
+});
+
+test('with the rows of two archives, nothing is preloaded and use reads the rows of its own archive', async () => {
+  const file = await filled('two.sqlite', [['fp1', '/a', KEY_A], ['fp2', '/b', KEY_B]]);
+  const backend = await backendWith([KEY_A, KEY_B]);
+  const cache = FileCache.open(file);
+  try {
+    cache.preload(backend);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(backend.calls, 0);
+    assert.deepEqual([...(await cache.use('fp2', backend))], [KEY_B]);
+    assert.equal(cache.lookup(Buffer.from('/a'), ID), null, 'another archive\'s row');
+    assert.deepEqual(cache.lookup(Buffer.from('/b'), ID), { level: 0, key: KEY_B });
+  } finally {
+    cache.close();
+  }
+});
+
+test('a preload for another archive than the one unlocked is not used, and new rows go to the unlocked one', async () => {
+  const file = await filled('other.sqlite', [['fp1', '/a', KEY_A]]);
+  const backend = await backendWith([KEY_A]);
+  const cache = FileCache.open(file);
+  try {
+    cache.preload(backend);
+    assert.deepEqual([...(await cache.use('fp-new', backend))], []);
+    assert.equal(cache.lookup(Buffer.from('/a'), ID), null);
+    cache.stage(Buffer.from('/n'), ID, { level: 1, key: KEY_B });
+    cache.commit();
+  } finally {
+    cache.close();
+  }
+  const again = FileCache.open(file);
+  try {
+    await again.use('fp-new', await backendWith([KEY_B]));
+    assert.deepEqual(again.lookup(Buffer.from('/n'), ID), { level: 1, key: KEY_B });
+  } finally {
+    again.close();
+  }
+});
+
+test('a preload that fails (existsMany failing, injected) is done again by use, whose failure the caller sees', async () => {
+  const file = await filled('failing.sqlite', [['fp1', '/a', KEY_A]]);
+  const backend = await backendWith([KEY_A]);
+  const cache = FileCache.open(file);
+  try {
+    backend.failures = 1;
+    cache.preload(backend);
+    assert.deepEqual([...(await cache.use('fp1', backend))], [KEY_A]);
+    assert.equal(backend.calls, 2);
+    backend.failures = 1;
+    await assert.rejects(cache.use('fp1', backend), /injected/);
+  } finally {
+    cache.close();
+  }
+});
