@@ -1,5 +1,4 @@
 import { UsageError, type BackendFactory } from '../backends/factory.js';
-import { ReplicatedBackend } from './replicated-backend.js';
 
 export const replicatedFactory: BackendFactory<{ config: string }> = {
   command: 'backend-replicated',
@@ -11,6 +10,7 @@ export const replicatedFactory: BackendFactory<{ config: string }> = {
     return { config: argv[0] as string };
   },
   async open(config, context) {
+    const { ReplicatedBackend } = await import('./replicated-backend.js');
     return ReplicatedBackend.open(config.config, { openArchive: context.openArchive, log: context.log });
   },
 };

@@ -1,7 +1,6 @@
 import { UsageError, type BackendFactory } from '../factory.js';
 import { redactIdentifier } from '../../protocol/identifier.js';
 import { parseProxyArgs } from '../proxy-args.js';
-import { CacheBackend } from './cache-backend.js';
 
 export interface CacheConfig {
   cacheFile: string;
@@ -21,6 +20,7 @@ export const cacheFactory: BackendFactory<CacheConfig> = {
     return { cacheFile: positional[0] as string, inner: positional[1] as string };
   },
   async open(config, context) {
+    const { CacheBackend } = await import('./cache-backend.js');
     const inner = await context.openArchive(config.inner);
     try {
       return new CacheBackend(inner, config.cacheFile, { innerLabel: redactIdentifier(config.inner), log: context.log });

@@ -1,7 +1,6 @@
 import type { BackendFactory } from '../factory.js';
 import { innerIdentifier } from '../proxy-args.js';
 import { FAULT_OPTIONS_USAGE, parseFaultArgs, type FaultSchedule } from './fault-schedule.js';
-import { FaultyBackend } from './faulty-backend.js';
 
 export interface FaultyConfig {
   schedule: FaultSchedule;
@@ -20,6 +19,7 @@ export const faultyFactory: BackendFactory<FaultyConfig> = {
     return { schedule, inner: innerIdentifier(positional, USAGE) };
   },
   async open(config, context) {
+    const { FaultyBackend } = await import('./faulty-backend.js');
     const inner = await context.openArchive(config.inner);
     try {
       return new FaultyBackend(inner, config.schedule, { log: context.log });

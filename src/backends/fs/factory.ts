@@ -1,5 +1,4 @@
 import { UsageError, type BackendFactory } from '../factory.js';
-import { FsBackend } from './fs-backend.js';
 
 export const fsFactory: BackendFactory<{ dir: string }> = {
   command: 'backend-fs',
@@ -10,7 +9,8 @@ export const fsFactory: BackendFactory<{ dir: string }> = {
     if (argv.length !== 1 || argv[0] === '') throw new UsageError('fs takes one argument: the archive directory');
     return { dir: argv[0] as string };
   },
-  open(config) {
+  async open(config) {
+    const { FsBackend } = await import('./fs-backend.js');
     return FsBackend.open(config.dir);
   },
 };

@@ -1,6 +1,6 @@
 import { UsageError, type BackendFactory } from '../factory.js';
 import { parseByteSize } from '../units.js';
-import { SplitlogBackend, type SplitlogConfig } from './splitlog-backend.js';
+import type { SplitlogConfig } from './splitlog-backend.js';
 import { checkLogfileSize } from './settings.js';
 import { BackendError } from '../errors.js';
 
@@ -25,7 +25,8 @@ export const splitlogFactory: BackendFactory<SplitlogConfig> = {
     }
     return { logDir: argv[0] as string, metaFile: argv[1] as string, maxLogfileBytes: max };
   },
-  open(config, context) {
+  async open(config, context) {
+    const { SplitlogBackend } = await import('./splitlog-backend.js');
     return SplitlogBackend.open(config, context);
   },
 };
