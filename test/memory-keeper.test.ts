@@ -37,12 +37,12 @@ test('cairn-malloc-trim is built and gives memory freed inside glibc arenas back
   assert.ok(before - after >= 16 * 1024, `resident ${before} KiB before the trim, ${after} KiB after: expected at least 16 MiB less`);
 });
 
-test('keepMemoryDown collects garbage on its timer, and the timer does not keep the process alive', () => {
-  // A child that starts the keeper and never stops it: it must still exit by itself.
+/** Runs a child that makes garbage with the keeper started (and never stopped); the heap before and 200 ms after. */
+function heapAroundKeeper(options: string): { before: number; after: number } {
   const keeper = new URL('../src/cli/cairn/memory-keeper.js', import.meta.url).href;
   const script = `
     const { keepMemoryDown } = await import(${JSON.stringify(keeper)});
-    keepMemoryDown(20);
+    keepMemoryDown(${options});
     let garbage = [];
     for (let i = 0; i < 400000; i += 1) garbage.push({ i, s: 'x'.repeat(40) + i });
     garbage = null;
@@ -54,6 +54,15 @@ test('keepMemoryDown collects garbage on its timer, and the timer does not keep 
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(child.status, 0, child.stderr);
   assert.ok(Date.now() - started < 15_000, 'the child exited by itself');
-  const { before, after } = JSON.parse(child.stdout) as { before: number; after: number };
+  return JSON.parse(child.stdout) as { before: number; after: number };
+}
+
+test('keepMemoryDown collects garbage on its timer above its threshold, and the timer does not keep the process alive', () => {
+  const { before, after } = heapAroundKeeper('{ aboveBytes: 0, checkMs: 20, spacingMs: 20 }');
   assert.ok(after < before / 2, `heap ${before} bytes before the keeper ran, ${after} after`);
+});
+
+test('keepMemoryDown does nothing while the resident size is under its threshold', () => {
+  const { before, after } = heapAroundKeeper('{ aboveBytes: 64 * 1024 ** 3, checkMs: 20, spacingMs: 20 }');
+  assert.ok(after > before * 0.9, `heap ${before} bytes before, ${after} after: the keeper collected under its threshold`);
 });
