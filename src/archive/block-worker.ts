@@ -3,6 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
+import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
  * A worker thread of block-engine.ts: `hash` names a block and keeps it;
@@ -110,7 +111,6 @@ async function readWindow(id: number, fileId: number): Promise<void> {
  * and the process's memory grow. A file that turns out bigger than its
  * claim keeps what was read as its undecided tail and goes on in windows.
  */
-const SMALL_FILE = 1024 * 1024;
 let packed: Buffer | null = null;
 let packedAt = 0;
 
@@ -195,7 +195,7 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
 async function openFile(msg: { id: number; fileId: number; path: Uint8Array; size?: number }): Promise<void> {
   if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
   const sizes = data.chunkSizes;
-  const small = msg.size !== undefined && msg.size <= SMALL_FILE;
+  const small = msg.size !== undefined && msg.size <= SMALL_FILE_BYTES;
   let fd: number;
   try {
     fd = small ? openSync(Buffer.from(msg.path), 'r') : await new Promise<number>((resolve, reject) => open(Buffer.from(msg.path), 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));

@@ -12,6 +12,7 @@ import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
 import { decide, parseRuleFile, type Rule } from './rules.js';
 import { EventLoopSlices } from './event-loop-slices.js';
+import { SMALL_FILE_BYTES } from './small-file.js';
 
 export interface TreeProgress {
   files: number;
@@ -56,8 +57,8 @@ interface HardLinkTarget {
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
-/** Files above this size are read in windows of their own (block-worker.ts reads smaller ones into a shared window). */
-const BIG_FILE = 1024n * 1024n;
+/** Files above this size are read in windows of their own (see small-file.ts). */
+const BIG_FILE = BigInt(SMALL_FILE_BYTES);
 const RULE_FILE = Buffer.from('.cairn');
 
 function time(ns: bigint): Time {
