@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { FileCache } from '../../archive/file-cache.js';
+import { warmUp, type WarmUp } from '../../archive/warm-up.js';
 import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
 import { parseRule, type Rule } from '../../archive/rules.js';
 import { snapshotTree, type SnapshotResult } from '../../archive/snapshot.js';
@@ -78,7 +79,9 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
 
 async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions, rules: RegexRule[]): Promise<SnapshotResult> {
   let cache: FileCache | undefined;
+  let warming: WarmUp | undefined;
   return withArchive(ctx, async (archive: Archive) => {
+    warming?.stop();
     const expected = await previousTotal(archive, tag);
     let progress: Progress | null = null;
     try {
@@ -113,10 +116,16 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       (progress as Progress | null)?.stop();
     }
   }, (backend) => {
-    if (ctx.config.fileCache === '') return;
-    cache = FileCache.open(ctx.config.fileCache);
-    cache.preload(backend);
-  }).finally(() => cache?.close());
+    // Work that needs no key, while the passphrase is stretched.
+    if (ctx.config.fileCache !== '') {
+      cache = FileCache.open(ctx.config.fileCache);
+      cache.preload(backend);
+    }
+    warming = warmUp(paths);
+  }).finally(() => {
+    warming?.stop();
+    cache?.close();
+  });
 }
 
 export function register(program: Command, globals: () => GlobalOptions): void {

@@ -1,0 +1,36 @@
+/**
+ * The cache warm-up of a snapshot (src/archive/warm-up.ts): while the
+ * passphrase is stretched, a walk lists the directories to be snapshotted
+ * (nothing kept), in slices, until it is stopped.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { warmUp } from '../src/archive/warm-up.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-warm-up-');
+after(() => scratch.remove());
+
+const root = path.join(scratch.dir, 'tree');
+for (let a = 0; a < 6; a += 1) {
+  for (let b = 0; b < 5; b += 1) {
+    mkdirSync(path.join(root, `a${a}`, `b${b}`), { recursive: true });
+    writeFileSync(path.join(root, `a${a}`, `b${b}`, 'file'), 'x');
+  }
+}
+
+test('the warm-up lists every directory under the paths, and a file or a missing path is passed over', async () => {
+  const warm = warmUp([root, path.join(root, 'a0', 'b0', 'file'), path.join(scratch.dir, 'missing')]);
+  assert.equal(await warm.listed, 1 + 6 + 6 * 5);
+});
+
+test('a stopped warm-up ends at its next slice', async () => {
+  // Slices of 0 ms list one directory each: stopped after the first turn, it has listed very few.
+  const warm = warmUp([root], 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  warm.stop();
+  const listed = await warm.listed;
+  assert.ok(listed >= 1 && listed < 37, `listed ${listed} directories`);
+});
