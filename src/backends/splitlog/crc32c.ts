@@ -1,8 +1,12 @@
 /**
- * CRC-32C (Castagnoli), the checksum of every splitlog record, in plain
- * JavaScript (no native dependency): slicing-by-8, reading aligned 32-bit
- * words where the platform is little-endian, bytes elsewhere.
+ * CRC-32C (Castagnoli), the checksum of every splitlog record. From
+ * @node-rs/crc32 (SSE 4.2 or ARMv8 instructions: 4.9-6.6 GB/s here), with
+ * plain JavaScript where its prebuilt binary is missing (slicing-by-8,
+ * reading aligned 32-bit words where the platform is little-endian, bytes
+ * elsewhere: 1.5-1.7 GB/s). A snapshot sums every record it writes, a
+ * restore every record it reads: 540 MB of each for the 952 MB bench tree.
  */
+import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 
 const POLY = 0x82f63b78;
@@ -32,8 +36,22 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = makeTables() as [
 
 const EMPTY = new Int32Array(0);
 
+type Crc = (data: Uint8Array, previous?: number) => number;
+
+function loadNative(): Crc | null {
+  try {
+    const native = (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c?: (data: Uint8Array, initial?: number) => number }).crc32c;
+    return typeof native === 'function' ? (data, previous = 0) => native(data, previous) : null;
+  } catch {
+    return null; // no prebuilt binary for this platform: the JavaScript below
+  }
+}
+
 /** Continues a CRC-32C over `data` (start with `crc32c(data)`, then `crc32c(more, previous)`). */
-export function crc32c(data: Uint8Array, previous = 0): number {
+export const crc32c: Crc = loadNative() ?? crc32cJs;
+
+/** The same in plain JavaScript (exported for the test that compares the two). */
+export function crc32cJs(data: Uint8Array, previous = 0): number {
   let crc = ~previous;
   let i = 0;
   const length = data.length;
