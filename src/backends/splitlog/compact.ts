@@ -53,6 +53,9 @@ class VictimReader {
   }
 }
 
+/** Victim logs whose live records are looked up in one pass over the block table. */
+const LOGS_PER_PASS = 16;
+
 export async function compactLogs(
   meta: Metadata, dir: string, minDeadPercent: number, maxBytes: () => number, warn: (text: string) => void,
 ): Promise<CompactResult> {
@@ -82,8 +85,11 @@ export async function compactLogs(
   };
   const removals: IndexedRecord[] = [];
   try {
-    const values = meta.valuesIn(victims);
-    for (const log of [...victims]) {
+    const order = [...victims];
+    let values = new Map<number, IndexedRecord[]>();
+    for (const [i, log] of order.entries()) {
+      // One pass over the block table finds the values of a group of logs (memory: their live records only).
+      if (i % LOGS_PER_PASS === 0) values = meta.valuesIn(new Set(order.slice(i, i + LOGS_PER_PASS)));
       removals.push(...meta.removalsIn(log));
       for (const entry of values.get(log) ?? []) {
         const raw = victimsReader.read(entry.loc);
