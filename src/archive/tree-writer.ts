@@ -11,6 +11,7 @@ import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
 import { decide, parseRuleFile, type Rule } from './rules.js';
+import { ColdPrefetch } from './cold-prefetch.js';
 import { EventLoopSlices } from './event-loop-slices.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
@@ -84,6 +85,8 @@ export class TreeWriter {
   private readonly reading = new Semaphore(6);
   /** Of those, files bigger than BIG_FILE (the peak memory of a snapshot is their windows: bench/NOTES.md, "Fourth pass"). */
   private readonly readingBig = new Semaphore(2);
+  /** Small files the workers will read, read ahead on a cold cache. */
+  private readonly prefetch = new ColdPrefetch();
   /** When the walk last let the event loop run (its listings are synchronous). */
   /** The walk's listings are synchronous: it lets the event loop turn every few ms. */
   private readonly slices = new EventLoopSlices();
@@ -283,6 +286,7 @@ export class TreeWriter {
 
   private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
     const entry = this.baseEntry(name, st, 'file');
+    if (st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null && !this.isCached(abs, st)) this.prefetch.add(abs);
     if (st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
       const first = this.hardLinks.get(id);
@@ -314,6 +318,11 @@ export class TreeWriter {
       entry.size = r.size;
       return entry;
     });
+  }
+
+  private isCached(abs: Buffer, st: BigIntStats): boolean {
+    const { cache } = this.options;
+    return cache !== undefined && cache.lookup(abs, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino }) !== null;
   }
 
   private async readFile(abs: Buffer, relText: string, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number } | null> {

@@ -1,0 +1,50 @@
+/**
+ * The read-ahead of small files on a cold cache (src/archive/cold-prefetch.ts):
+ * it reads what is queued while its reads wait on the disk, turns itself off
+ * when they come back fast, and passes over files it cannot read. A cold
+ * page cache cannot be made by a test without root and dropping the whole
+ * machine's cache: "slow" is the constructor's threshold, 0 us here.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { ColdPrefetch } from '../src/archive/cold-prefetch.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-prefetch-');
+after(() => scratch.remove());
+
+const dir = path.join(scratch.dir, 'files');
+mkdirSync(dir);
+const files = Array.from({ length: 200 }, (_, i) => {
+  const file = path.join(dir, `f${i}`);
+  writeFileSync(file, `file ${i}\n`.repeat(50));
+  return Buffer.from(file);
+});
+
+test('while reads are slow (every read, with a threshold of 0 us) every queued file is read', async () => {
+  const prefetch = new ColdPrefetch(0);
+  for (const file of files) prefetch.add(file);
+  await prefetch.idle();
+  assert.equal(prefetch.read, 200);
+});
+
+test('reads that come back fast (these files were just written) turn it off, but for one file in 32', async () => {
+  const prefetch = new ColdPrefetch(1_000_000);
+  for (const file of files) {
+    prefetch.add(file);
+    await prefetch.idle();
+  }
+  // 32 reads to judge the cache warm, then one in 32 of the other 168.
+  assert.equal(prefetch.read, 32 + Math.floor(168 / 32));
+});
+
+test('a file that cannot be read is passed over', async () => {
+  const prefetch = new ColdPrefetch(0);
+  prefetch.add(Buffer.from(path.join(dir, 'missing')));
+  prefetch.add(Buffer.from(dir));
+  prefetch.add(files[0] as Buffer);
+  await prefetch.idle();
+  assert.equal(prefetch.read, 3);
+});
