@@ -60,6 +60,11 @@ const READ_SIZE = 16 * 1024 * 1024;
 const SLASH = Buffer.from('/');
 /** Files above this size are read in windows of their own (see small-file.ts). */
 const BIG_FILE = BigInt(SMALL_FILE_BYTES);
+
+/** What the file cache compares to tell a file unchanged. */
+function identity(st: BigIntStats): FileIdentity {
+  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
+}
 const RULE_FILE = Buffer.from('.cairn');
 
 function time(ns: bigint): Time {
@@ -286,7 +291,8 @@ export class TreeWriter {
 
   private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
     const entry = this.baseEntry(name, st, 'file');
-    if (st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null && !this.isCached(abs, st)) this.prefetch.add(abs);
+    const cached = this.options.cache?.lookup(abs, identity(st)) ?? null;
+    if (cached === null && st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null) this.prefetch.add(abs);
     if (st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
       const first = this.hardLinks.get(id);
@@ -300,7 +306,7 @@ export class TreeWriter {
           return entry;
         });
       }
-      const content = this.readFile(abs, relText, st).then((r) => {
+      const content = this.readFile(abs, relText, st, cached).then((r) => {
         if (r === null) return undefined;
         entry.size = r.size;
         return r.ref;
@@ -312,7 +318,7 @@ export class TreeWriter {
         return entry;
       });
     }
-    return this.readFile(abs, relText, st).then((r) => {
+    return this.readFile(abs, relText, st, cached).then((r) => {
       if (r === null) return null;
       entry.content = r.ref;
       entry.size = r.size;
@@ -320,18 +326,13 @@ export class TreeWriter {
     });
   }
 
-  private isCached(abs: Buffer, st: BigIntStats): boolean {
-    const { cache } = this.options;
-    return cache !== undefined && cache.lookup(abs, { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino }) !== null;
-  }
-
-  private async readFile(abs: Buffer, relText: string, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number } | null> {
+  /** `cached`: what the file cache says this file holds (looked up by the caller), or null. */
+  private async readFile(abs: Buffer, relText: string, st: BigIntStats, cached: ContentRef | null): Promise<{ ref: ContentRef | null; size: number } | null> {
     const { cache, writer } = this.options;
-    const id = { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
+    const id = identity(st);
     this.progress.files += 1;
     if (st.size === 0n) return { ref: null, size: 0 };
-    const cached = cache?.lookup(abs, id);
-    if (cached !== undefined && cached !== null) {
+    if (cached !== null) {
       this.progress.bytesCached += Number(st.size);
       return { ref: cached, size: Number(st.size) };
     }
