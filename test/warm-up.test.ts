@@ -21,9 +21,13 @@ for (let a = 0; a < 6; a += 1) {
   }
 }
 
-test('the warm-up lists every directory under the paths, and a file or a missing path is passed over', async () => {
+// A directory whose name is not UTF-8, with one below it: walked like the others.
+const latin1 = Buffer.concat([Buffer.from(`${root}/caf`), Buffer.from([0xe9])]);
+mkdirSync(Buffer.concat([latin1, Buffer.from('/below')]), { recursive: true });
+
+test('the warm-up lists every directory under the paths (names that are not UTF-8 too), and a file or a missing path is passed over', async () => {
   const warm = warmUp([root, path.join(root, 'a0', 'b0', 'file'), path.join(scratch.dir, 'missing')]);
-  assert.equal(await warm.listed, 1 + 6 + 6 * 5);
+  assert.equal(await warm.listed, 1 + 6 + 6 * 5 + 2);
 });
 
 test('a stopped warm-up ends at its next slice', async () => {
@@ -32,5 +36,5 @@ test('a stopped warm-up ends at its next slice', async () => {
   await new Promise((resolve) => setImmediate(resolve));
   warm.stop();
   const listed = await warm.listed;
-  assert.ok(listed >= 1 && listed < 37, `listed ${listed} directories`);
+  assert.ok(listed >= 1 && listed < 39, `listed ${listed} directories`);
 });

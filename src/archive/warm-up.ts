@@ -1,6 +1,8 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 
+const SLASH = Buffer.from('/');
+
 /**
  * Walks the trees under `paths` (readdir and lstat; nothing is kept) to
  * bring their directories and inodes into the kernel's caches, until the
@@ -18,7 +20,8 @@ export interface WarmUp {
 }
 
 export function warmUp(paths: string[], sliceMs = 4): WarmUp {
-  const pending = paths.map((p) => path.resolve(p));
+  // Names as bytes: a name that is not UTF-8 is walked like any other.
+  const pending = paths.map((p) => Buffer.from(path.resolve(p)));
   let stopped = false;
   let listed = 0;
   let finish = (_count: number): void => undefined;
@@ -29,16 +32,16 @@ export function warmUp(paths: string[], sliceMs = 4): WarmUp {
     const end = performance.now() + sliceMs;
     // At least one directory a slice, however short.
     for (let first = true; !stopped && pending.length > 0 && (first || performance.now() < end); first = false) {
-      const dir = pending.pop() as string;
-      let names: string[];
+      const dir = pending.pop() as Buffer;
+      let names: Buffer[];
       try {
-        names = readdirSync(dir);
+        names = readdirSync(dir, { encoding: 'buffer' });
       } catch {
         continue; // not a directory, or unreadable: the snapshot will say so
       }
       listed += 1;
       for (const name of names) {
-        const full = path.join(dir, name);
+        const full = Buffer.concat([dir, SLASH, name]);
         if (lstatSync(full, { throwIfNoEntry: false })?.isDirectory() === true) pending.push(full);
       }
     }
