@@ -4,7 +4,8 @@
  * (nothing kept), in slices, until it is stopped.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { warmUp } from '../src/archive/warm-up.js';
@@ -37,4 +38,20 @@ test('a stopped warm-up ends at its next slice', async () => {
   warm.stop();
   const listed = await warm.listed;
   assert.ok(listed >= 1 && listed < 39, `listed ${listed} directories`);
+});
+
+test('a directory that can be listed but not searched is passed over, not thrown on (run as another user when root)', () => {
+  // Readable without search permission: readdir works, lstat of its entries fails with EACCES.
+  const base = path.join(scratch.dir, 'perm');
+  mkdirSync(path.join(base, 'locked', 'inner'), { recursive: true });
+  chmodSync(scratch.dir, 0o755);
+  chmodSync(base, 0o755);
+  chmodSync(path.join(base, 'locked'), 0o644);
+  const warmUpModule = new URL('../src/archive/warm-up.js', import.meta.url).href;
+  const script = `const { warmUp } = await import(${JSON.stringify(warmUpModule)}); console.log(await warmUp([${JSON.stringify(base)}]).listed);`;
+  const asOther = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', ...asOther });
+  assert.equal(child.status, 0, child.stderr);
+  // base and locked are listed; inner cannot be reached.
+  assert.equal(child.stdout.trim(), '2');
 });
