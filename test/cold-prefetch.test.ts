@@ -48,3 +48,11 @@ test('a file that cannot be read is passed over', async () => {
   await prefetch.idle();
   assert.equal(prefetch.read, 3);
 });
+
+test('a backlog longer than the walk runs ahead (1,024 files) is skipped from its oldest end', async () => {
+  const prefetch = new ColdPrefetch(0);
+  for (let round = 0; round < 15; round += 1) for (const file of files) prefetch.add(file);
+  await prefetch.idle();
+  // One slice of 2 ms reads some of the first files, then only the newest 1,024 remain.
+  assert.ok(prefetch.read >= 1024 && prefetch.read < 2000, `read ${prefetch.read} of 3,000 queued`);
+});

@@ -4,6 +4,8 @@ import { closeSync, openSync, readSync } from 'node:fs';
 const PREFETCH_BYTES = 16 * 1024;
 /** A read slower than this waited on the disk. */
 const COLD_US = 150;
+/** The walk runs at most 1,024 leaves ahead of the reading (tree-writer.ts): older queued files are read already. */
+const MAX_BACKLOG = 1024;
 /** How long one slice of prefetching may hold this thread. */
 const SLICE_MS = 2;
 
@@ -68,6 +70,10 @@ export class ColdPrefetch {
       this.note(this.readStart(file));
     }
     if (this.next < this.queue.length) {
+      // Files read are let go of; a backlog longer than the walk runs ahead of the worker is
+      // files the worker has already read: skipped.
+      this.queue.splice(0, Math.max(this.next, this.queue.length - MAX_BACKLOG));
+      this.next = 0;
       setImmediate(() => this.drain());
       return;
     }
