@@ -19,6 +19,24 @@ test('the master key unwraps with its passphrase only', async () => {
   assert.ok(!wrapped.includes(master.subarray(0, 16)));
 });
 
+test('whileStretching runs once scrypt has started, before the key is unwrapped; not at all on a malformed record', async () => {
+  const master = newMasterKey();
+  const wrapped = await wrapMasterKey(master, 'pass word', cheap);
+  const seen: string[] = [];
+  const unwrapping = unwrapMasterKey(wrapped, 'pass word', () => seen.push('hook')).then((key) => {
+    seen.push('unwrapped');
+    return key;
+  });
+  assert.ok((await unwrapping).equals(master));
+  assert.deepEqual(seen, ['hook', 'unwrapped']);
+  let called = 0;
+  await assert.rejects(unwrapMasterKey(wrapped, 'pass wore', () => { called += 1; }), /wrong passphrase/);
+  assert.equal(called, 1);
+  await assert.rejects(unwrapMasterKey(Buffer.from([0xc0]), 'pass word', () => { called += 1; }), /key record/);
+  assert.equal(called, 1, 'a record that cannot be read never starts the stretch');
+  await assert.rejects(unwrapMasterKey(wrapped, 'pass word', () => { throw new Error('hook failed'); }), /hook failed/);
+});
+
 test('derived keys differ from each other and from another master key', () => {
   const other = deriveKeys(newMasterKey());
   const all = [keys.block, keys.blockHash, keys.tag, keys.tagName, other.block, other.blockHash].map((k) => k.toString('hex'));

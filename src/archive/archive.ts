@@ -17,6 +17,11 @@ export interface ArchiveOptions {
   /** scrypt parameters for a new key (init, passwd); tests use cheaper ones. */
   kdf?: KdfParams;
   onLog?: (level: 'info' | 'warning' | 'error', text: string) => void;
+  /**
+   * Unlock only: runs once the passphrase is being stretched (a few hundred
+   * ms of a pool thread), for work that needs the backend but not the key.
+   */
+  whileStretching?: () => void;
 }
 
 const LOCK_TTL_SECONDS = 600;
@@ -65,7 +70,7 @@ export class Archive {
     }
     const wrapped = await backend.getTag(KEY_TAG);
     if (wrapped === null) throw new BackendError('corrupt', 'this archive has a format record but no key record (#cairn-key)');
-    const master = await unwrapMasterKey(wrapped, await passphrase('unlock'));
+    const master = await unwrapMasterKey(wrapped, await passphrase('unlock'), options.whileStretching);
     return new Archive(backend, deriveKeys(master), options);
   }
 

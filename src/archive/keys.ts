@@ -70,8 +70,11 @@ export async function wrapMasterKey(master: Buffer, passphrase: string, params: 
   return pack({ v: 1, kdf: 'scrypt', N: params.N, r: params.r, p: params.p, salt, nonce, sealed });
 }
 
-/** Unwraps the master key; a wrong passphrase fails here, before anything is written. */
-export async function unwrapMasterKey(value: Uint8Array, passphrase: string): Promise<Buffer> {
+/**
+ * Unwraps the master key; a wrong passphrase fails here, before anything is written.
+ * `whileStretching` runs once scrypt has started on a pool thread: this thread is free until it ends.
+ */
+export async function unwrapMasterKey(value: Uint8Array, passphrase: string, whileStretching?: () => void): Promise<Buffer> {
   const what = 'the key record (#cairn-key)';
   const record = unpack(value, what);
   if (field(record, 'v', isNumber, what) !== 1 || field(record, 'kdf', isString, what) !== 'scrypt') {
@@ -83,7 +86,13 @@ export async function unwrapMasterKey(value: Uint8Array, passphrase: string): Pr
   const nonce = Buffer.from(field(record, 'nonce', isBytes, what));
   const sealed = Buffer.from(field(record, 'sealed', isBytes, what));
   if (nonce.length !== 12 || sealed.length !== 64 + 16) throw new BackendError('corrupt', `${what} is malformed`);
-  const wrapKey = await stretch(passphrase, salt, params);
+  const stretching = stretch(passphrase, salt, params);
+  if (whileStretching !== undefined) {
+    // Should the hook throw, the stretch still settles: never as an unhandled rejection.
+    stretching.catch(() => undefined);
+    whileStretching();
+  }
+  const wrapKey = await stretching;
   const decipher = createDecipheriv('aes-256-gcm', wrapKey, nonce);
   decipher.setAAD(WRAP_AAD);
   decipher.setAuthTag(sealed.subarray(64));
