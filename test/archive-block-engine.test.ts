@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { BlockCodec, blockKey } from '../src/archive/block-codec.js';
@@ -65,5 +65,30 @@ test('block workers read files (small ones packed into shared windows, one that 
   } finally {
     await engine.close();
     scratch.remove();
+  }
+});
+
+/** This process's threads (Linux). */
+function threads(): number {
+  return readdirSync('/proc/self/task').length;
+}
+
+test('a worker thread is started only when a block needs one: small blocks are named and sealed in this thread', async () => {
+  const engine = makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1, chunker: { seed: keys.chunker, sizes } });
+  const codec = new BlockCodec(keys.block, 'zstd', 3);
+  try {
+    const before = threads();
+    for (let i = 0; i < 20; i += 1) {
+      const plaintext = patternBytes(1000 + i, i);
+      const block = await engine.hash(BlockType.directory, plaintext);
+      assert.ok(codec.open(block.key, BlockType.directory, await engine.seal(block)).equals(plaintext));
+    }
+    assert.equal(threads(), before, 'no thread for small blocks');
+    const big = patternBytes(200_000, 99);
+    const block = await engine.hash(BlockType.data, big);
+    assert.ok(threads() > before, 'a worker for a big one');
+    assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(big));
+  } finally {
+    await engine.close();
   }
 });

@@ -114,7 +114,8 @@ const KEEP_PER_CLASS = 16;
 
 class WorkerEngine implements BlockEngine {
   readonly copiesInput = true;
-  private readonly workers: Worker[] = [];
+  private readonly workers: Array<Worker | null> = [];
+  private closed = false;
   private readonly waiting = new Map<number, { resolve(value: Reply): void; reject(err: Error): void }>();
   private readonly load: number[] = [];
   private nextId = 1;
@@ -129,44 +130,58 @@ class WorkerEngine implements BlockEngine {
   private readonly inline: InlineEngine;
   private readonly inlineHeld = new WeakSet<HeldBlock>();
 
-  constructor(options: EngineOptions, count: number) {
+  constructor(private readonly options: EngineOptions, count: number) {
     this.inline = new InlineEngine(options);
     this.readFile = options.chunker === undefined ? null : (path, size) => this.readFileInWorker(path, size);
-    const url = new URL('./block-worker.js', import.meta.url);
     for (let i = 0; i < count; i += 1) {
-      const worker = new Worker(url, {
-        // A small young generation: the worker's objects are few and short-lived (its data lives in
-        // ArrayBuffers outside the heap), and V8's default (3 x 16 MiB semi-spaces) cost ~50 MiB of
-        // peak RSS on a 950 MB snapshot for no speed (bench/NOTES.md).
-        resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
-        workerData: {
-          hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
-          chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
-        },
-      });
-      worker.on('message', (reply: Reply) => {
-        if (reply.recycle !== undefined) this.recycle(reply.recycle.buffer as ArrayBuffer);
-        if (reply.id === 0) return;
-        const waiter = this.waiting.get(reply.id);
-        this.waiting.delete(reply.id);
-        if (reply.error !== undefined && reply.chunks === undefined && reply.done === true) waiter?.reject(new Error(reply.error));
-        else if (reply.error !== undefined) waiter?.reject(new BackendError('internal', `block worker: ${reply.error}`));
-        else waiter?.resolve(reply);
-      });
-      worker.on('error', (err) => {
-        for (const w of this.waiting.values()) w.reject(new BackendError('internal', `block worker failed: ${err.message}`));
-        this.waiting.clear();
-      });
-      this.workers.push(worker);
+      this.workers.push(null);
       this.load.push(0);
       this.files.push(0);
     }
   }
 
+  /**
+   * Worker `i`, started when first needed: a snapshot that finds every file
+   * unchanged never needs one, and a worker's start costs 0.1-0.2 s of CPU
+   * and 10 MiB.
+   */
+  private worker(i: number): Worker {
+    const started = this.workers[i];
+    if (started !== null && started !== undefined) return started;
+    if (this.closed) throw new BackendError('internal', 'the block engine is closed');
+    const options = this.options;
+    const worker = new Worker(new URL('./block-worker.js', import.meta.url), {
+      // A small young generation: the worker's objects are few and short-lived (its data lives in
+      // ArrayBuffers outside the heap), and V8's default (3 x 16 MiB semi-spaces) cost ~50 MiB of
+      // peak RSS on a 950 MB snapshot for no speed (bench/NOTES.md).
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
+      workerData: {
+        hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
+        chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
+      },
+    });
+    worker.on('message', (reply: Reply) => {
+      if (reply.recycle !== undefined) this.recycle(reply.recycle.buffer as ArrayBuffer);
+      if (reply.id === 0) return;
+      const waiter = this.waiting.get(reply.id);
+      this.waiting.delete(reply.id);
+      if (reply.error !== undefined && reply.chunks === undefined && reply.done === true) waiter?.reject(new Error(reply.error));
+      else if (reply.error !== undefined) waiter?.reject(new BackendError('internal', `block worker: ${reply.error}`));
+      else waiter?.resolve(reply);
+    });
+    worker.on('error', (err) => {
+      for (const w of this.waiting.values()) w.reject(new BackendError('internal', `block worker failed: ${err.message}`));
+      this.waiting.clear();
+    });
+    this.workers[i] = worker;
+    return worker;
+  }
+
   private ask(worker: number, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
     return new Promise((resolve, reject) => {
+      const target = this.worker(worker);
       this.waiting.set(message.id as number, { resolve, reject });
-      (this.workers[worker] as Worker).postMessage(message, transfer);
+      target.postMessage(message, transfer);
     });
   }
 
@@ -208,10 +223,10 @@ class WorkerEngine implements BlockEngine {
   }
 
   drop(block: HeldBlock): void {
-    if (this.inlineHeld.has(block)) return;
+    if (this.inlineHeld.has(block) || this.closed) return;
     const held = block as WorkerHeld;
     this.load[held.worker] = (this.load[held.worker] as number) - held.size;
-    (this.workers[held.worker] as Worker).postMessage({ op: 'drop', id: 0, held: held.id });
+    this.worker(held.worker).postMessage({ op: 'drop', id: 0, held: held.id });
   }
 
   readonly readFile: ((path: Buffer, size?: number) => AsyncGenerator<FileWindow>) | null;
@@ -242,7 +257,7 @@ class WorkerEngine implements BlockEngine {
       }
     } finally {
       this.files[worker] = (this.files[worker] as number) - 1;
-      if (!done) (this.workers[worker] as Worker).postMessage({ op: 'file-close', id: 0, fileId });
+      if (!done) this.worker(worker).postMessage({ op: 'file-close', id: 0, fileId });
     }
   }
 
@@ -259,6 +274,7 @@ class WorkerEngine implements BlockEngine {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w?.terminate()));
   }
 }
