@@ -128,3 +128,45 @@ test('a preload that fails (existsMany failing, injected) is done again by use, 
     cache.close();
   }
 });
+
+test('assume answers lookups before use with the only archive\'s preloaded rows; use then says whether they were the unlocked archive\'s', async () => {
+  const file = await filled('assume.sqlite', [['fp1', '/a', KEY_A], ['fp1', '/gone', KEY_GONE]]);
+  const backend = await backendWith([KEY_A]);
+  for (const unlocked of ['fp1', 'fp-other']) {
+    const cache = FileCache.open(file);
+    try {
+      assert.equal(await cache.assume(), false, 'nothing to assume before preload');
+      cache.preload(backend);
+      assert.equal(await cache.assume(), true);
+      assert.equal(cache.assumedRows(), true);
+      assert.deepEqual(cache.lookup(Buffer.from('/a'), ID), { level: 0, key: KEY_A });
+      assert.equal(cache.lookup(Buffer.from('/gone'), ID), null, 'only rows whose key the archive has');
+      await cache.use(unlocked, backend);
+      assert.equal(cache.assumedWrongly(), unlocked !== 'fp1');
+      assert.equal(cache.lookup(Buffer.from('/a'), ID) !== null, unlocked === 'fp1', 'after use, the unlocked archive\'s rows only');
+    } finally {
+      cache.close();
+    }
+  }
+});
+
+test('assume takes an empty file as no rows (never wrong), and refuses a file with two archives\' rows', async () => {
+  const empty = FileCache.open(path.join(scratch.dir, 'assume-empty.sqlite'));
+  try {
+    empty.preload(new MemoryBackend());
+    assert.equal(await empty.assume(), true);
+    assert.equal(empty.assumedRows(), false);
+    await empty.use('fp1', new MemoryBackend());
+    assert.equal(empty.assumedWrongly(), false);
+  } finally {
+    empty.close();
+  }
+  const two = FileCache.open(await filled('assume-two.sqlite', [['fp1', '/a', KEY_A], ['fp2', '/b', KEY_B]]));
+  try {
+    two.preload(await backendWith([KEY_A, KEY_B]));
+    assert.equal(await two.assume(), false);
+    assert.equal(two.lookup(Buffer.from('/a'), ID), null);
+  } finally {
+    two.close();
+  }
+});

@@ -54,11 +54,16 @@ export interface EngineOptions {
   chunker?: { seed: Buffer; sizes: ChunkSizes };
 }
 
-export function makeEngine(options: EngineOptions): BlockEngine {
+/** How many worker threads `makeEngine` gives an engine with these options (0: it works in this thread). */
+export function engineWorkers(options: { workers?: number }): number {
   const fromEnv = process.env.CAIRN_SEAL_WORKERS;
   const workers = options.workers ?? (fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.max(1, Math.min(4, availableParallelism() - 1)));
-  if (!Number.isInteger(workers) || workers <= 0) return new InlineEngine(options);
-  return new WorkerEngine(options, workers);
+  return Number.isInteger(workers) && workers > 0 ? workers : 0;
+}
+
+export function makeEngine(options: EngineOptions): BlockEngine {
+  const workers = engineWorkers(options);
+  return workers === 0 ? new InlineEngine(options) : new WorkerEngine(options, workers);
 }
 
 interface InlineHeld extends HeldBlock {

@@ -46,6 +46,10 @@ export class FileCache {
   /** Set by `use`: the rows of this archive are the ones read and written. */
   private archive: string | null = null;
   private preloaded: Promise<Loaded> | null = null;
+  /** How many archives' rows `preload` found (2: two or more); null before it ran. */
+  private preloadedArchives: number | null = null;
+  /** Whose rows `assume` took: an archive's fingerprint, '' for none (the file was empty), null when it did not. */
+  private assumed: string | null = null;
 
   private constructor(private readonly db: Database.Database) {
     this.insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
@@ -77,9 +81,44 @@ export class FileCache {
    */
   preload(backend: Backend): void {
     const archives = this.db.prepare('SELECT DISTINCT archive FROM files LIMIT 2').pluck().all() as string[];
+    this.preloadedArchives = archives.length;
     if (archives.length !== 1) return;
     this.preloaded = this.read(archives[0] as string, backend);
     this.preloaded.catch(() => undefined);
+  }
+
+  /**
+   * Before the archive is unlocked: takes the preloaded rows as this
+   * archive's, so that `lookup` answers (a snapshot walks the tree while the
+   * passphrase is stretched). True when it could: the file holds the rows of
+   * one archive (preloaded and confirmed) or none. Whether the guess was
+   * right is known only at `use`: see `assumedWrongly`.
+   */
+  async assume(): Promise<boolean> {
+    if (this.preloadedArchives === 0) {
+      this.assumed = '';
+      return true;
+    }
+    const loaded = await this.preloaded?.catch(() => null);
+    if (loaded === undefined || loaded === null) return false;
+    this.assumed = loaded.archive;
+    this.fill(loaded);
+    return true;
+  }
+
+  /** True when `assume` took rows (the file held an archive's). */
+  assumedRows(): boolean {
+    return this.assumed !== null && this.assumed !== '';
+  }
+
+  /**
+   * After `use`: true when `assume` took another archive's rows (the file
+   * held only another archive's), so that what `lookup` answered before
+   * `use` must not be trusted. (From an empty file it took none: every
+   * lookup missed, which costs reading, never a wrong answer.)
+   */
+  assumedWrongly(): boolean {
+    return this.assumedRows() && this.assumed !== this.archive;
   }
 
   /**
@@ -93,9 +132,13 @@ export class FileCache {
     const preloaded = await this.preloaded?.catch(() => null);
     this.preloaded = null;
     const loaded = preloaded?.archive === fingerprint ? preloaded : await this.read(fingerprint, backend);
+    this.fill(loaded);
+    return loaded.present;
+  }
+
+  private fill(loaded: Loaded): void {
     this.valid.clear();
     for (const row of loaded.rows) if (loaded.present.has(row.key.toString('hex'))) this.valid.set(row.path.toString('latin1'), row);
-    return loaded.present;
   }
 
   /** An archive's rows, and which of their keys the archive still has (existsMany, at most 4096 keys a call). */

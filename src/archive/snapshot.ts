@@ -6,7 +6,11 @@ import { Chunker, chunkSizes, gearTable } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import type { FileCache } from './file-cache.js';
-import { makeEngine } from './block-engine.js';
+import { engineWorkers, makeEngine, type BlockEngine, type EngineOptions } from './block-engine.js';
+import { PendingEngine } from './pending-engine.js';
+import { maxPlaintext } from './format.js';
+import { BackendError } from '../backends/errors.js';
+import type { Backend } from '../backends/backend.js';
 import { writeSnapshotRecord, type SnapshotRecord, type SnapshotStats } from './snapshot-record.js';
 import { TreeWriter, type TreeProgress } from './tree-writer.js';
 import type { Entry } from './tree-entry.js';
@@ -45,15 +49,19 @@ function who(): string {
 }
 
 function newWriter(archive: Archive, options: SnapshotOptions): { writer: BlockWriter; close: () => Promise<void> } {
-  const engine = makeEngine({
+  const engine = makeEngine(engineOptions(archive, options));
+  return { writer: new BlockWriter(archive.backend, engine), close: () => engine.close() };
+}
+
+function engineOptions(archive: Archive, options: SnapshotOptions): EngineOptions {
+  return {
     hashKey: archive.keys.blockHash,
     encryptionKey: archive.keys.block,
     compression: options.compression ?? 'zstd',
     level: options.compressionLevel ?? 3,
     chunker: { seed: archive.keys.chunker, sizes: chunkSizes(archive.maxPlaintext) },
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
-  });
-  return { writer: new BlockWriter(archive.backend, engine), close: () => engine.close() };
+  };
 }
 
 /**
@@ -82,47 +90,174 @@ function stats(progress: TreeProgress, writes: WriteStats, started: number): Sna
 
 /** `cairn snapshot`: snapshots PATHs onto TAG. Unreadable files are logged and skipped. */
 export async function snapshotTree(archive: Archive, paths: string[], options: SnapshotOptions): Promise<SnapshotResult> {
+  return startSnapshot(archive.backend, paths, options).finish(archive);
+}
+
+/** A snapshot started before its archive is unlocked (see startSnapshot). */
+export interface StartedSnapshot {
+  /** Finishes it on the archive unlocked on the backend it was started with. */
+  finish(archive: Archive): Promise<SnapshotResult>;
+  /** Gives it up (the unlock failed): the walk stops, and nothing was written. */
+  abandon(): void;
+  /**
+   * Resolves true when the walk started before the unlock with the file
+   * cache's rows: it then finds unchanged files without the key and may walk
+   * the whole tree meanwhile (otherwise it stops at the first files to read).
+   */
+  walksWithCache: Promise<boolean>;
+  /** The walk's live counters (files and directories walked so far). */
+  readonly progress: TreeProgress;
+}
+
+/** One walk of the tree, with the engine it waits for. */
+interface Walk {
+  tree: TreeWriter;
+  writer: BlockWriter;
+  engine: Resolvable<BlockEngine>;
+  gear: Resolvable<Int32Array>;
+  skippedLog: Array<[string, string]>;
+  /** Skips reported before `finish`, held back until then (a walk given up reports none). */
+  heldSkips: Array<[string, string]> | null;
+  result: Promise<{ root: ContentRef; rootEntry?: Entry }> | null;
+}
+
+/** A promise with its settling functions (Promise.withResolvers is Node 22 on). */
+interface Resolvable<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(reason: unknown): void;
+}
+
+function withResolvers<T>(): Resolvable<T> {
+  let resolve!: (value: T | PromiseLike<T>) => void;
+  let reject!: (reason?: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A walk given up before the unlock rejects these with no one waiting.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/**
+ * Starts a snapshot on `backend` before its archive is unlocked: the walk
+ * (listings, lstat, rules, the file cache) needs no key, and stretching the
+ * passphrase keeps a pool thread busy for a few hundred ms while this one
+ * waits. The walk goes on until it needs the key (a block to name, a file
+ * to chunk); `finish` gives it the engine. With a file cache, the walk
+ * starts early only when the cache could take its rows before the unlock
+ * (FileCache.assume); if those turn out to be another archive's, that walk
+ * is given up and the tree walked again. Nothing is written before `finish`.
+ */
+export function startSnapshot(backend: Backend, paths: string[], options: SnapshotOptions): StartedSnapshot {
   const started = Date.now();
-  const { writer, close } = newWriter(archive, options);
-  const skippedLog: Array<[string, string]> = [];
-  try {
-    if (options.cache !== undefined) writer.markPresent(await options.cache.use(archive.keys.fingerprint, archive.backend));
-    const cache = options.cache;
-    const tree = new TreeWriter({
-      writer,
-      gear: gearTable(archive.keys.chunker),
-      sizes: chunkSizes(archive.maxPlaintext),
-      maxPlaintext: archive.maxPlaintext,
-      cache,
-      include: options.include,
-      rules: options.rules,
-      excludeAbsolute: options.excludeAbsolute,
-      onSkip: (path, reason) => {
-        if (skippedLog.length < 1000) skippedLog.push([path, reason]);
-        options.onSkip?.(path, reason);
-      },
-      onCheckpoint: cache === undefined ? undefined : async () => {
-        const rows = cache.takeStaged();
-        await writer.flush();
-        cache.commit(rows);
-      },
-    });
-    options.onStart?.(tree.progress, writer.stats);
-    const { root, rootEntry } = await tree.snapshotPaths(paths);
-    const rows = cache?.takeStaged();
-    const result = await commit(archive, writer, options.tag, (previous) => {
-      const record: SnapshotRecord = {
-        kind: 'tree', root, previous, time: Date.now(), host: hostname(), user: who(), paths: paths.map((p) => resolve(p)),
-        comment: options.comment ?? '', stats: stats(tree.progress, writer.stats, started), skippedLog,
-      };
-      if (rootEntry !== undefined) record.rootEntry = rootEntry as Entry;
-      return record;
-    });
-    if (cache !== undefined && rows !== undefined) cache.commit(rows);
-    return result;
-  } finally {
-    await close();
-  }
+  const workers = engineWorkers(options);
+  const blockLimit = maxPlaintext(backend.info().blockSize);
+  const cache = options.cache;
+  let finishing = false;
+  let abandoned = false;
+
+  const newWalk = (): Walk => {
+    const engine = withResolvers<BlockEngine>();
+    const gear = withResolvers<Int32Array>();
+    const writer = new BlockWriter(backend, new PendingEngine(engine.promise, workers > 0, workers > 0));
+    const walk: Walk = {
+      writer, engine, gear, skippedLog: [], heldSkips: finishing ? null : [], result: null,
+      tree: new TreeWriter({
+        writer,
+        gear: gear.promise,
+        sizes: chunkSizes(blockLimit),
+        maxPlaintext: blockLimit,
+        cache,
+        include: options.include,
+        rules: options.rules,
+        excludeAbsolute: options.excludeAbsolute,
+        onSkip: (path, reason) => {
+          if (walk.skippedLog.length < 1000) walk.skippedLog.push([path, reason]);
+          if (walk.heldSkips !== null) walk.heldSkips.push([path, reason]);
+          else options.onSkip?.(path, reason);
+        },
+        onCheckpoint: cache === undefined ? undefined : async () => {
+          const rows = cache.takeStaged();
+          await writer.flush();
+          cache.commit(rows);
+        },
+      }),
+    };
+    return walk;
+  };
+  const run = (walk: Walk): void => {
+    walk.result = walk.tree.snapshotPaths(paths);
+    walk.result.catch(() => undefined);
+  };
+  const giveUp = (walk: Walk): void => {
+    const reason = new BackendError('internal', 'the snapshot was given up');
+    walk.tree.abandon(reason);
+    walk.engine.reject(reason);
+    walk.gear.reject(reason);
+  };
+
+  let walk = newWalk();
+  const early = cache === undefined ? Promise.resolve(true) : cache.assume();
+  const walksWithCache = early.then((ok) => {
+    if (!ok || abandoned || finishing || walk.result !== null) return false;
+    run(walk);
+    return cache !== undefined && cache.assumedRows();
+  }, () => false);
+
+  return {
+    walksWithCache,
+    get progress() {
+      return walk.tree.progress;
+    },
+    abandon: () => {
+      if (finishing || abandoned) return;
+      abandoned = true;
+      giveUp(walk);
+    },
+    finish: async (archive) => {
+      if (abandoned || finishing) throw new Error('this snapshot was finished or given up already');
+      finishing = true;
+      const engine = makeEngine(engineOptions(archive, options));
+      try {
+        await early.catch(() => false);
+        if (cache !== undefined) {
+          const present = await cache.use(archive.keys.fingerprint, archive.backend);
+          if (cache.assumedWrongly()) {
+            giveUp(walk);
+            walk = newWalk();
+          }
+          walk.writer.markPresent(present);
+        }
+        walk.gear.resolve(gearTable(archive.keys.chunker));
+        walk.engine.resolve(engine);
+        const current = walk;
+        for (const [path, reason] of current.heldSkips ?? []) options.onSkip?.(path, reason);
+        current.heldSkips = null;
+        options.onStart?.(current.tree.progress, current.writer.stats);
+        if (current.result === null) run(current);
+        const { root, rootEntry } = await (current.result as Promise<{ root: ContentRef; rootEntry?: Entry }>);
+        const rows = cache?.takeStaged();
+        const result = await commit(archive, current.writer, options.tag, (previous) => {
+          const record: SnapshotRecord = {
+            kind: 'tree', root, previous, time: Date.now(), host: hostname(), user: who(), paths: paths.map((p) => resolve(p)),
+            comment: options.comment ?? '', stats: stats(current.tree.progress, current.writer.stats, started), skippedLog: current.skippedLog,
+          };
+          if (rootEntry !== undefined) record.rootEntry = rootEntry;
+          return record;
+        });
+        if (cache !== undefined && rows !== undefined) cache.commit(rows);
+        return result;
+      } catch (err) {
+        // A walk still listing (the cache's check failed, say) stops instead of walking the rest of the tree.
+        giveUp(walk);
+        throw err;
+      } finally {
+        await engine.close();
+      }
+    },
+  };
 }
 
 /** `cairn snapshot-stream`: one byte stream (zfs send, tar …) chunked, deduplicated and sealed like a file. */

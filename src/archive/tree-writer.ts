@@ -28,7 +28,8 @@ export interface TreeProgress {
 
 export interface TreeWriterOptions {
   writer: BlockWriter;
-  gear: Int32Array;
+  /** The chunker's table (a promise while the archive is being unlocked: see snapshot.ts). */
+  gear: Int32Array | Promise<Int32Array>;
   sizes: ChunkSizes;
   maxPlaintext: number;
   cache?: FileCache | undefined;
@@ -92,7 +93,6 @@ export class TreeWriter {
   private readonly readingBig = new Semaphore(2);
   /** Small files the workers will read, read ahead on a cold cache. */
   private readonly prefetch = new ColdPrefetch();
-  /** When the walk last let the event loop run (its listings are synchronous). */
   /** The walk's listings are synchronous: it lets the event loop turn every few ms. */
   private readonly slices = new EventLoopSlices();
   /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
@@ -101,6 +101,8 @@ export class TreeWriter {
   private sinceCheckpoint = 0;
   private checkpointing: Promise<void> | null = null;
   private readonly buffers: Buffer[] = [];
+  /** Set by `abandon`: the walk lists no more directories. */
+  private abandoned: BackendError | null = null;
 
   constructor(private readonly options: TreeWriterOptions) {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
@@ -139,6 +141,15 @@ export class TreeWriter {
     const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
     this.progress.dirs += 1;
     return { root: await writeDirectory(this.options.writer, done, this.options.maxPlaintext) };
+  }
+
+  /**
+   * Stops the walk: no directory is listed after this, so `snapshotPaths`
+   * fails soon with `reason` (a BackendError, which no file or directory
+   * takes for its own failure to skip it).
+   */
+  abandon(reason: BackendError): void {
+    this.abandoned = reason;
   }
 
   private baseEntry(name: Buffer, st: BigIntStats, type: Entry['type']): Entry {
@@ -229,6 +240,7 @@ export class TreeWriter {
    */
   private async list(abs: Buffer): Promise<Listing> {
     await this.slices.pause();
+    if (this.abandoned !== null) throw this.abandoned;
     const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
     const stats = names.map((name): BigIntStats | Error => {
       try {
@@ -347,7 +359,7 @@ export class TreeWriter {
       const chunks: Array<Promise<{ key: string; size: number }>> = [];
       let size = 0;
       try {
-        const chunker = new Chunker(this.options.gear, this.options.sizes);
+        const chunker = new Chunker(await this.options.gear, this.options.sizes);
         const readSize = Number(st.size) < READ_SIZE ? Math.max(Number(st.size) + 1, 4096) : READ_SIZE;
         // When the writer copies what it is given, one buffer serves the whole file (and the next file): no fresh pages.
         const reuse = writer.copiesInput ? this.takeBuffer(readSize + this.options.sizes.max) : null;

@@ -3,7 +3,7 @@ import { FileCache } from '../../archive/file-cache.js';
 import { warmUp, type WarmUp } from '../../archive/warm-up.js';
 import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
 import { parseRule, type Rule } from '../../archive/rules.js';
-import { snapshotTree, type SnapshotResult } from '../../archive/snapshot.js';
+import { startSnapshot, type SnapshotOptions, type SnapshotResult, type StartedSnapshot } from '../../archive/snapshot.js';
 import type { Archive } from '../../archive/archive.js';
 import { readSnapshotRecord } from '../../archive/snapshot-record.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
@@ -80,49 +80,60 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
 async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions, rules: RegexRule[]): Promise<SnapshotResult> {
   let cache: FileCache | undefined;
   let warming: WarmUp | undefined;
+  let started: StartedSnapshot | undefined;
+  let progress: Progress | null = null;
+  let expected = 0;
+  const snapshotOptions = (): SnapshotOptions => ({
+    tag,
+    comment: options.comment ?? '',
+    include: rules.length === 0 ? undefined : (rel) => matchRegex(rules, rel),
+    rules: configRules(ctx),
+    excludeAbsolute: ownFiles(ctx),
+    ...(cache !== undefined ? { cache } : {}),
+    ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    compression: ctx.config.compression,
+    compressionLevel: ctx.config.compressionLevel,
+    onSkip: (path, reason) => {
+      if (options.quiet !== true) (progress ?? { log: (t: string) => process.stderr.write(`${t}\n`) }).log(`skipped ${path}: ${reason}`);
+    },
+    onStart: (tree, writes) => {
+      const begun = Date.now();
+      progress = new Progress(() => {
+        const secs = Math.max(0.001, (Date.now() - begun) / 1000);
+        const rate = formatBytes(tree.bytesRead / secs);
+        const current = options.verbose === true ? ` ${tree.current}` : '';
+        const done = tree.bytesRead + tree.bytesCached;
+        const eta = expected > done && tree.bytesRead > 0 ? `, ETA ${formatDuration((expected - done) / (tree.bytesRead / secs))}` : '';
+        return `${tree.files} files, ${formatBytes(tree.bytesRead)} read (${rate}/s), ${formatBytes(tree.bytesCached)} unchanged, ` +
+          `${writes.blocksUploaded} blocks uploaded (${formatBytes(writes.bytesUploaded)}), ${writes.blocksReused} reused${eta}${current}`;
+      }, options.quiet === true);
+      progress.start();
+    },
+  });
   return withArchive(ctx, async (archive: Archive) => {
     warming?.stop();
-    const expected = await previousTotal(archive, tag);
-    let progress: Progress | null = null;
+    expected = await previousTotal(archive, tag);
     try {
-      return await snapshotTree(archive, paths, {
-        tag,
-        comment: options.comment ?? '',
-        include: rules.length === 0 ? undefined : (rel) => matchRegex(rules, rel),
-        rules: configRules(ctx),
-        excludeAbsolute: ownFiles(ctx),
-        ...(cache !== undefined ? { cache } : {}),
-        ...(options.workers !== undefined ? { workers: options.workers } : {}),
-        compression: ctx.config.compression,
-        compressionLevel: ctx.config.compressionLevel,
-        onSkip: (path, reason) => {
-          if (options.quiet !== true) (progress ?? { log: (t: string) => process.stderr.write(`${t}\n`) }).log(`skipped ${path}: ${reason}`);
-        },
-        onStart: (tree, writes) => {
-          const started = Date.now();
-          progress = new Progress(() => {
-            const secs = Math.max(0.001, (Date.now() - started) / 1000);
-            const rate = formatBytes(tree.bytesRead / secs);
-            const current = options.verbose === true ? ` ${tree.current}` : '';
-            const done = tree.bytesRead + tree.bytesCached;
-            const eta = expected > done && tree.bytesRead > 0 ? `, ETA ${formatDuration((expected - done) / (tree.bytesRead / secs))}` : '';
-            return `${tree.files} files, ${formatBytes(tree.bytesRead)} read (${rate}/s), ${formatBytes(tree.bytesCached)} unchanged, ` +
-              `${writes.blocksUploaded} blocks uploaded (${formatBytes(writes.bytesUploaded)}), ${writes.blocksReused} reused${eta}${current}`;
-          }, options.quiet === true);
-          progress.start();
-        },
-      });
+      return await (started ?? startSnapshot(archive.backend, paths, snapshotOptions())).finish(archive);
     } finally {
       (progress as Progress | null)?.stop();
     }
   }, (backend) => {
-    // Work that needs no key, while the passphrase is stretched.
+    // Work that needs no key, while the passphrase is stretched: the file cache is read,
+    // the tree warmed, and the snapshot's walk goes as far as it can without the key.
     if (ctx.config.fileCache !== '') {
       cache = FileCache.open(ctx.config.fileCache);
       cache.preload(backend);
     }
-    warming = warmUp(paths);
+    const warm = warmUp(paths);
+    warming = warm;
+    started = startSnapshot(backend, paths, snapshotOptions());
+    // A walk that finds unchanged files in the cache warms the tree itself, in its own order.
+    void started.walksWithCache.then((yes) => {
+      if (yes) warm.stop();
+    });
   }).finally(() => {
+    started?.abandon();
     warming?.stop();
     cache?.close();
   });
