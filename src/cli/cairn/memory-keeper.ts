@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 /**
  * Keeps a long snapshot's resident memory near what it uses (issue 8: under
@@ -11,17 +10,18 @@ import { runInNewContext } from 'node:vm';
  *   in one thread and another) until malloc_trim gives it back: about
  *   100 MiB at the peak of that run. Node has no call for it: the optional
  *   native module `cairn-malloc-trim` (native/malloc-trim) provides it.
- * - V8 lets the main heap grow to several times what is live (125 MiB
- *   committed for about 20 MiB live) when a full collection now and then
- *   would keep it small.
+ *   When the resident size is above `aboveBytes` (checked every `checkMs`),
+ *   a trim, at most every `spacingMs`: what is trimmed is faulted in again
+ *   when used, so below that size it does nothing.
+ * - V8 lets a heap grow to several times what is live (110 MiB for about
+ *   30 MiB live on the main thread of that run) before a full collection.
+ *   `--heap-growing-percent=20` has it collect (concurrently, as it does)
+ *   once the heap is a fifth larger than what the last collection kept,
+ *   unless the user gave V8 their own. It used to be a full collection forced
+ *   with each trim: on the 950 MB tree, 40 of them cost 11.8 -> 10.6 s of a
+ *   first snapshot, for the same peak (bench/NOTES.md, "Sixth pass").
  *
- * When the resident size is above `aboveBytes` (checked every `checkMs`),
- * a full collection, then a trim, at most every `spacingMs`. Each costs a
- * few milliseconds, and what is trimmed is faulted in again when used: done
- * every 700 ms whatever the size, they cost a first snapshot of the small
- * bench tree 0.1-0.2 s (4-7 %) where it peaked at 230 MiB without them.
- * Above 208 MiB only, the 950 MB tree peaks at 215-222 MiB (bench/NOTES.md,
- * "Fifth pass"). Returns the function that stops it.
+ * Returns the function that stops the trimming (V8's setting stays).
  */
 export interface KeeperOptions {
   aboveBytes?: number;
@@ -29,18 +29,21 @@ export interface KeeperOptions {
   spacingMs?: number;
 }
 
+/** How much a V8 heap may grow past what its last full collection kept, in percent. */
+const HEAP_GROWING_PERCENT = 20;
+
 export function keepMemoryDown({ aboveBytes = 208 * 1024 * 1024, checkMs = 100, spacingMs = 300 }: KeeperOptions = {}): () => void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => /heap[-_]growing[-_]percent/.test(a));
+  if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const trim = loadTrim();
-  const collect = exposeGc();
-  if (trim === null && collect === null) return () => undefined;
+  if (trim === null) return () => undefined;
   let last = -Infinity;
   const timer = setInterval(() => {
     if (process.memoryUsage.rss() < aboveBytes) return;
     const now = performance.now();
     if (now - last < spacingMs) return;
     last = now;
-    collect?.();
-    trim?.();
+    trim();
   }, checkMs);
   timer.unref();
   return () => clearInterval(timer);
@@ -52,16 +55,5 @@ function loadTrim(): (() => boolean) | null {
     return typeof addon.trim === 'function' ? addon.trim : null;
   } catch {
     return null; // not built here (an optional dependency): nothing to trim with
-  }
-}
-
-/** V8's full collection, without starting node with --expose-gc. */
-function exposeGc(): (() => void) | null {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? () => (gc as () => void)() : null;
-  } catch {
-    return null;
   }
 }
