@@ -89,11 +89,11 @@ function peakHeapWith(keeperStarted: boolean): number {
   const script = `
     if (${keeperStarted}) (await import(${JSON.stringify(keeper)})).keepMemoryDown({ aboveBytes: 64 * 1024 ** 3 });
     const live = [];
-    for (let i = 0; i < 200000; i += 1) live.push({ i, s: 'y'.repeat(30) + i });
+    for (let i = 0; i < 100000; i += 1) live.push({ i, s: 'y'.repeat(30) + i });
     let peak = 0;
-    for (let round = 0; round < 60; round += 1) {
+    for (let round = 0; round < 30; round += 1) {
       let garbage = [];
-      for (let i = 0; i < 100000; i += 1) garbage.push({ i, s: 'x'.repeat(40) + i });
+      for (let i = 0; i < 50000; i += 1) garbage.push({ i, s: 'x'.repeat(40) + i });
       if (round % 3 === 0) live.push(garbage.slice(0, 2000));
       garbage = null;
       peak = Math.max(peak, process.memoryUsage().heapTotal);
