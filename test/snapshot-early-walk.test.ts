@@ -149,3 +149,29 @@ test('a snapshot given up before finish (the unlock failed) stops walking and wr
     await archive.close();
   }
 });
+
+test('a walk told to wait (`when` false: a cold cache) starts only at finish, and gives the same snapshot', async () => {
+  const src = makeSource('waiting');
+  const cacheFile = path.join(scratch.dir, 'waiting.sqlite');
+  const { archive } = await newArchive();
+  try {
+    const first = FileCache.open(cacheFile);
+    const firstResult = await snapshotTree(archive, [src], { tag: 't', cache: first, workers: 1 });
+    first.close();
+    const cache = FileCache.open(cacheFile);
+    try {
+      cache.preload(archive.backend);
+      const started = startSnapshot(archive.backend, [src], { tag: 't', cache, workers: 1 }, { when: Promise.resolve(false) });
+      assert.equal(await started.walksWithCache, false);
+      await turnsUntil(() => false, 200);
+      assert.equal(started.progress.files, 0, 'nothing walked before finish');
+      const result = await started.finish(archive);
+      assert.equal(result.root?.key, firstResult.root?.key);
+      assert.equal(result.record.stats.files, FILES);
+    } finally {
+      cache.close();
+    }
+  } finally {
+    await archive.close();
+  }
+});

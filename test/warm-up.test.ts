@@ -1,7 +1,7 @@
 /**
  * The cache warm-up of a snapshot (src/archive/warm-up.ts): while the
  * passphrase is stretched, a walk lists the directories to be snapshotted
- * (nothing kept), in slices, until it is stopped.
+ * (nothing kept), in slices, until it is stopped or finds the cache warm.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,11 +33,26 @@ test('the warm-up lists every directory under the paths (names that are not UTF-
 
 test('a stopped warm-up ends at its next slice', async () => {
   // Slices of 0 ms list one directory each: stopped after the first turn, it has listed very few.
-  const warm = warmUp([root], 0);
+  const warm = warmUp([root], { sliceMs: 0 });
   await new Promise((resolve) => setImmediate(resolve));
   warm.stop();
   const listed = await warm.listed;
   assert.ok(listed >= 1 && listed < 39, `listed ${listed} directories`);
+  assert.equal(await warm.warm, false, 'stopped before it could tell');
+});
+
+test('listings that come back fast make the warm-up call the tree warm at its first judgement and end; slow ones keep it walking', async () => {
+  // The threshold decides what counts as slow: none are over a second, all are over -1 us.
+  const fast = warmUp([root], { coldMicros: 1e6, judgeEvery: 8 });
+  assert.equal(await fast.warm, true);
+  assert.equal(await fast.listed, 8, 'ended at its first judgement');
+  const slow = warmUp([root], { coldMicros: -1, judgeEvery: 8 });
+  assert.equal(await slow.warm, false);
+  assert.equal(await slow.listed, 1 + 6 + 6 * 5 + 2, 'walked everything');
+  // A tree smaller than one judgement is judged at its end.
+  const small = warmUp([path.join(root, 'a1')], { coldMicros: 1e6 });
+  assert.equal(await small.listed, 6);
+  assert.equal(await small.warm, true);
 });
 
 test('a directory that can be listed but not searched is passed over, not thrown on (run as another user when root)', () => {

@@ -93,6 +93,18 @@ export async function snapshotTree(archive: Archive, paths: string[], options: S
   return startSnapshot(archive.backend, paths, options).finish(archive);
 }
 
+/** When a snapshot started before the unlock may begin its walk. */
+export interface StartOptions {
+  /**
+   * The walk begins before `finish` only if this resolves true (and the file
+   * cache could take its rows): the snapshot command waits for the warm-up's
+   * verdict, since on a cold cache the walk's work slows the stretching of
+   * the passphrase (the two threads share a core's memory bandwidth) more
+   * than it gains.
+   */
+  when?: Promise<boolean>;
+}
+
 /** A snapshot started before its archive is unlocked (see startSnapshot). */
 export interface StartedSnapshot {
   /** Finishes it on the archive unlocked on the backend it was started with. */
@@ -150,7 +162,7 @@ function withResolvers<T>(): Resolvable<T> {
  * (FileCache.assume); if those turn out to be another archive's, that walk
  * is given up and the tree walked again. Nothing is written before `finish`.
  */
-export function startSnapshot(backend: Backend, paths: string[], options: SnapshotOptions): StartedSnapshot {
+export function startSnapshot(backend: Backend, paths: string[], options: SnapshotOptions, early: StartOptions = {}): StartedSnapshot {
   const started = Date.now();
   const workers = engineWorkers(options);
   const blockLimit = maxPlaintext(backend.info().blockSize);
@@ -199,8 +211,9 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
   };
 
   let walk = newWalk();
-  const early = cache === undefined ? Promise.resolve(true) : cache.assume();
-  const walksWithCache = early.then((ok) => {
+  const assumed = cache === undefined ? Promise.resolve(true) : cache.assume();
+  const ready = Promise.all([assumed, early.when ?? true]).then(([ok, when]) => ok && when);
+  const walksWithCache = ready.then((ok) => {
     if (!ok || abandoned || finishing || walk.result !== null) return false;
     run(walk);
     return cache !== undefined && cache.assumedRows();
@@ -221,7 +234,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
       finishing = true;
       const engine = makeEngine(engineOptions(archive, options));
       try {
-        await early.catch(() => false);
+        await ready.catch(() => false);
         if (cache !== undefined) {
           const present = await cache.use(archive.keys.fingerprint, archive.backend);
           if (cache.assumedWrongly()) {

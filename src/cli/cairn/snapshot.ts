@@ -120,18 +120,14 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     }
   }, (backend) => {
     // Work that needs no key, while the passphrase is stretched: the file cache is read,
-    // the tree warmed, and the snapshot's walk goes as far as it can without the key.
+    // the tree warmed, or the snapshot's walk goes as far as it can without the key.
     if (ctx.config.fileCache !== '') {
       cache = FileCache.open(ctx.config.fileCache);
       cache.preload(backend);
     }
-    const warm = warmUp(paths);
-    warming = warm;
-    started = startSnapshot(backend, paths, snapshotOptions());
-    // A walk that finds unchanged files in the cache warms the tree itself, in its own order.
-    void started.walksWithCache.then((yes) => {
-      if (yes) warm.stop();
-    });
+    warming = warmUp(paths);
+    // On a warm tree the walk starts now; on a cold one the warm-up goes on alone until the key is there.
+    started = startSnapshot(backend, paths, snapshotOptions(), { when: warming.warm });
   }).finally(() => {
     started?.abandon();
     warming?.stop();
