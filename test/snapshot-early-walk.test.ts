@@ -55,6 +55,16 @@ async function newArchive(): Promise<{ archive: Archive; store: CountingBackend 
   return { archive, store };
 }
 
+/** A cache file holding the rows of a first snapshot of `src` into `archive`, and that snapshot. */
+async function cachedFirstSnapshot(archive: Archive, src: string, cacheFile: string): Promise<Awaited<ReturnType<typeof snapshotTree>>> {
+  const cache = FileCache.open(cacheFile);
+  try {
+    return await snapshotTree(archive, [src], { tag: 't', cache, workers: 1 });
+  } finally {
+    cache.close();
+  }
+}
+
 async function turnsUntil(done: () => boolean, turns = 10_000): Promise<void> {
   for (let i = 0; i < turns && !done(); i += 1) await new Promise((resolve) => setImmediate(resolve));
 }
@@ -70,9 +80,7 @@ test('with the cache\'s rows, the whole tree is walked before finish without wri
   const cacheFile = path.join(scratch.dir, 'same.sqlite');
   const { archive, store } = await newArchive();
   try {
-    const first = FileCache.open(cacheFile);
-    const firstResult = await snapshotTree(archive, [src], { tag: 't', cache: first, workers: 1 });
-    first.close();
+    const firstResult = await cachedFirstSnapshot(archive, src, cacheFile);
 
     const cache = FileCache.open(cacheFile);
     try {
@@ -101,9 +109,7 @@ test('rows of another archive taken before the unlock are not trusted: the tree 
   const a = await newArchive();
   const b = await newArchive();
   try {
-    const first = FileCache.open(cacheFile);
-    await snapshotTree(a.archive, [src], { tag: 't', cache: first, workers: 1 });
-    first.close();
+    await cachedFirstSnapshot(a.archive, src, cacheFile);
     // b holds copies of a's blocks (sealed under a's key): the rows' keys pass the existence check.
     let cursor: string | null = null;
     do {
@@ -155,9 +161,7 @@ test('a walk told to wait (`when` false: a cold cache) starts only at finish, an
   const cacheFile = path.join(scratch.dir, 'waiting.sqlite');
   const { archive } = await newArchive();
   try {
-    const first = FileCache.open(cacheFile);
-    const firstResult = await snapshotTree(archive, [src], { tag: 't', cache: first, workers: 1 });
-    first.close();
+    const firstResult = await cachedFirstSnapshot(archive, src, cacheFile);
     const cache = FileCache.open(cacheFile);
     try {
       cache.preload(archive.backend);

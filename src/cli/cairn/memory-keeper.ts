@@ -17,9 +17,10 @@ import { setFlagsFromString } from 'node:v8';
  *   30 MiB live on the main thread of that run) before a full collection.
  *   `--heap-growing-percent=20` has it collect (concurrently, as it does)
  *   once the heap is a fifth larger than what the last collection kept,
- *   unless the user gave V8 their own. It used to be a full collection forced
- *   with each trim: on the 950 MB tree, 40 of them cost 11.8 -> 10.6 s of a
- *   first snapshot, for the same peak (bench/NOTES.md, "Sixth pass").
+ *   unless node was started with a setting of its own. The keeper used to
+ *   force a full collection with each trim instead: some 40 of them on the
+ *   950 MB tree, whose first snapshot took 11.8 s with them and 10.6 s
+ *   without, for the same peak (bench/NOTES.md, "Sixth pass").
  *
  * Returns the function that stops the trimming (V8's setting stays).
  */
@@ -33,8 +34,8 @@ export interface KeeperOptions {
 const HEAP_GROWING_PERCENT = 20;
 
 export function keepMemoryDown({ aboveBytes = 208 * 1024 * 1024, checkMs = 100, spacingMs = 300 }: KeeperOptions = {}): () => void {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => /heap[-_]growing[-_]percent/.test(a));
-  if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  // Given on node's command line, the user's own setting stays (NODE_OPTIONS refuses V8 flags like this one).
+  if (!process.execArgv.some((a) => /heap[-_]growing[-_]percent/.test(a))) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const trim = loadTrim();
   if (trim === null) return () => undefined;
   let last = -Infinity;
