@@ -16,8 +16,35 @@ import type { BlockType } from './format.js';
  */
 const BLOCK_VERSION = 1;
 
+const require = createRequire(import.meta.url);
+
 /** zstd-napi's low-level binding: compressing into a buffer of ours (the high-level Compressor allocates one or two per call). */
-const zstd = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+
+/**
+ * AES-256-GCM that writes into a buffer of ours (native/aes-gcm, an optional
+ * module built by `npm ci`): Node's cipher returns a fresh buffer for every
+ * update, and the sealed block was then framed in another, two block-sized
+ * buffers a block whose pages the worker faulted in (bench/NOTES.md,
+ * "Sixth pass"). Where it is not built, Node's cipher does the same work.
+ */
+interface NativeGcm {
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
+}
+
+function loadNativeGcm(): NativeGcm | null {
+  try {
+    const addon = require('cairn-aes-gcm') as Partial<NativeGcm>;
+    return typeof addon.seal === 'function' ? (addon as NativeGcm) : null;
+  } catch {
+    return null;
+  }
+}
+
+const nativeGcm = process.env.CAIRN_NO_NATIVE_GCM === '1' ? null : loadNativeGcm();
+
+/** Whether blocks are sealed by native/aes-gcm (tests check both ways give the same bytes). */
+export const sealsNatively = nativeGcm !== null;
 
 export type Compression = 'zstd' | 'none';
 
@@ -45,6 +72,28 @@ function freshNonce(): Buffer {
   const nonce = Buffer.from(noncePool.subarray(nonceAt, nonceAt + NONCE_BYTES));
   nonceAt += NONCE_BYTES;
   return nonce;
+}
+
+/**
+ * The stored bytes of a block: version | nonce | AES-256-GCM(head | payload) | tag, with the key as associated
+ * data. Through `native` when given (one buffer, written in place), else Node's cipher.
+ */
+export function sealBlock(encryptionKey: Buffer, nonce: Buffer, key: string, head: Buffer, payload: Uint8Array, native: NativeGcm | null = nativeGcm): Buffer {
+  const aad = Buffer.from(key, 'latin1');
+  if (native !== null) {
+    // A buffer of its own (not a pool slice): the block worker hands it to the main thread without a copy.
+    const out = Buffer.allocUnsafeSlow(1 + NONCE_BYTES + head.length + payload.length + 16);
+    out[0] = BLOCK_VERSION;
+    nonce.copy(out, 1);
+    native.seal(encryptionKey, nonce, aad, head, payload, out.subarray(1 + NONCE_BYTES));
+    return out;
+  }
+  const cipher = createCipheriv('aes-256-gcm', encryptionKey, nonce);
+  cipher.setAAD(aad);
+  const sealedHead = cipher.update(head);
+  const body = cipher.update(payload);
+  const tail = cipher.final();
+  return Buffer.concat([Buffer.of(BLOCK_VERSION), nonce, sealedHead, body, tail, cipher.getAuthTag()]);
 }
 
 export class BlockCodec {
@@ -75,13 +124,7 @@ export class BlockCodec {
         payload = packed;
       }
     }
-    const nonce = freshNonce();
-    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, nonce);
-    cipher.setAAD(Buffer.from(key, 'latin1'));
-    const head = cipher.update(Buffer.of(method, type));
-    const body = cipher.update(payload);
-    const tail = cipher.final();
-    return Buffer.concat([Buffer.of(BLOCK_VERSION), nonce, head, body, tail, cipher.getAuthTag()]);
+    return sealBlock(this.encryptionKey, freshNonce(), key, Buffer.of(method, type), payload, nativeGcm);
   }
 
   /**

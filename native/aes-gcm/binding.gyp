@@ -1,0 +1,8 @@
+{
+  "targets": [
+    {
+      "target_name": "aes_gcm",
+      "sources": ["aes_gcm.c"]
+    }
+  ]
+}

@@ -1,0 +1,73 @@
+/**
+ * native/aes-gcm: AES-256-GCM written into a buffer of ours. It is built by
+ * `npm ci` (an optional module, like cairn-malloc-trim), it seals to exactly
+ * the bytes Node's cipher gives, and it refuses bad arguments with an error
+ * instead of writing out of bounds.
+ */
+import assert from 'node:assert/strict';
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+import { BlockCodec, blockKey, sealBlock, sealsNatively } from '../src/archive/block-codec.js';
+import { BlockType } from '../src/archive/format.js';
+import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
+
+interface NativeGcm {
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
+}
+
+const native = (): NativeGcm => createRequire(import.meta.url)('cairn-aes-gcm') as NativeGcm;
+
+test('cairn-aes-gcm is built, and blocks are sealed with it', { skip: process.platform !== 'linux' }, () => {
+  assert.equal(typeof native().seal, 'function');
+  assert.equal(sealsNatively, true);
+});
+
+test('a block sealed natively is byte for byte the block Node\'s cipher seals, for every length around the AES block', () => {
+  const encryptionKey = randomBytes(32);
+  for (const length of [0, 1, 2, 14, 15, 16, 17, 31, 32, 33, 4096, 65_539, 1024 * 1024 + 5]) {
+    const payload = randomBytes(length);
+    const nonce = randomBytes(12);
+    const key = randomBytes(32).toString('hex');
+    const head = Buffer.of(1, BlockType.data);
+    const byNode = sealBlock(encryptionKey, nonce, key, head, payload, null);
+    const byNative = sealBlock(encryptionKey, nonce, key, head, payload, native());
+    assert.ok(byNative.equals(byNode), `length ${length}`);
+    assert.equal(byNative.byteOffset, 0, 'a buffer of its own (transferred to the main thread without a copy)');
+    assert.equal(byNative.buffer.byteLength, byNative.length);
+    // And it opens with Node's decipher, as every block is read.
+    const decipher = createDecipheriv('aes-256-gcm', encryptionKey, nonce);
+    decipher.setAAD(Buffer.from(key, 'latin1'));
+    decipher.setAuthTag(byNative.subarray(byNative.length - 16));
+    const plain = Buffer.concat([decipher.update(byNative.subarray(13, byNative.length - 16)), decipher.final()]);
+    assert.ok(plain.equals(Buffer.concat([head, payload])));
+  }
+});
+
+test('the codec\'s sealed blocks open, and a flipped bit is refused, with the native sealer in use', () => {
+  const keys = deriveKeys(newMasterKey());
+  const codec = new BlockCodec(keys.block);
+  const plain = randomBytes(300_000);
+  const key = blockKey(keys.blockHash, BlockType.data, plain);
+  const sealed = codec.seal(key, BlockType.data, plain);
+  assert.ok(codec.open(key, BlockType.data, sealed).equals(plain));
+  const flipped = Buffer.from(sealed);
+  flipped[100] = (flipped[100] as number) ^ 1;
+  assert.throws(() => codec.open(key, BlockType.data, flipped), { code: 'corrupt' });
+});
+
+test('bad arguments are refused with an error, never written past the output', () => {
+  const { seal } = native();
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const aad = Buffer.from('aad');
+  const head = Buffer.of(0, 1);
+  const payload = randomBytes(100);
+  const guard = Buffer.alloc(2 + 100 + 16 + 8, 0xaa);
+  assert.throws(() => seal(key, nonce, aad, head, payload, guard.subarray(0, 2 + 100 + 15)), RangeError, 'no room for the tag');
+  assert.ok(guard.every((b) => b === 0xaa), 'nothing written');
+  assert.throws(() => seal(key.subarray(0, 16), nonce, aad, head, payload, guard), RangeError);
+  assert.throws(() => seal(key, nonce.subarray(0, 8), aad, head, payload, guard), RangeError);
+  assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head, 'text', guard), TypeError);
+  assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head), /6 arguments/);
+});
