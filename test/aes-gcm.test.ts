@@ -8,13 +8,9 @@ import assert from 'node:assert/strict';
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { BlockCodec, blockKey, sealBlock, sealsNatively } from '../src/archive/block-codec.js';
+import { BlockCodec, blockKey, sealBlock, sealsNatively, type NativeGcm } from '../src/archive/block-codec.js';
 import { BlockType } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
-
-interface NativeGcm {
-  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
-}
 
 const native = (): NativeGcm => createRequire(import.meta.url)('cairn-aes-gcm') as NativeGcm;
 

@@ -28,7 +28,7 @@ const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding
  * buffers a block whose pages the worker faulted in (bench/NOTES.md,
  * "Sixth pass"). Where it is not built, Node's cipher does the same work.
  */
-interface NativeGcm {
+export interface NativeGcm {
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
 }
 
