@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { Decompressor } from 'zstd-napi';
 import { BackendError } from '../backends/errors.js';
 import type { BlockType } from './format.js';
+import { optionalNativeFunction } from '../optional-native.js';
 
 /**
  * Blocks (docs/format.md, "Blocks"). The key is the hex HMAC-SHA-256 of the
@@ -16,10 +17,8 @@ import type { BlockType } from './format.js';
  */
 const BLOCK_VERSION = 1;
 
-const require = createRequire(import.meta.url);
-
 /** zstd-napi's low-level binding: compressing into a buffer of ours (the high-level Compressor allocates one or two per call). */
-const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
+const zstd = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
 
 /**
  * AES-256-GCM that writes into a buffer of ours (native/aes-gcm, an optional
@@ -32,16 +31,8 @@ export interface NativeGcm {
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
 }
 
-function loadNativeGcm(): NativeGcm | null {
-  try {
-    const addon = require('cairn-aes-gcm') as Partial<NativeGcm>;
-    return typeof addon.seal === 'function' ? (addon as NativeGcm) : null;
-  } catch {
-    return null;
-  }
-}
-
-const nativeGcm = process.env.CAIRN_NO_NATIVE_GCM === '1' ? null : loadNativeGcm();
+const nativeSeal = process.env.CAIRN_NO_NATIVE_GCM === '1' ? null : optionalNativeFunction<NativeGcm['seal']>('cairn-aes-gcm', 'seal');
+const nativeGcm: NativeGcm | null = nativeSeal === null ? null : { seal: nativeSeal };
 
 /** Whether blocks are sealed by native/aes-gcm (tests check both ways give the same bytes). */
 export const sealsNatively = nativeGcm !== null;

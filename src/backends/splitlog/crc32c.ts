@@ -6,8 +6,8 @@
  * elsewhere: 1.5-1.7 GB/s). A snapshot sums every record it writes, a
  * restore every record it reads: 540 MB of each for the 952 MB bench tree.
  */
-import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
+import { optionalNativeFunction } from '../../optional-native.js';
 
 const POLY = 0x82f63b78;
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -38,13 +38,10 @@ const EMPTY = new Int32Array(0);
 
 type Crc = (data: Uint8Array, previous?: number) => number;
 
+/** @node-rs/crc32, where it has a prebuilt binary for this platform. */
 function loadNative(): Crc | null {
-  try {
-    const native = (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c?: (data: Uint8Array, initial?: number) => number }).crc32c;
-    return typeof native === 'function' ? (data, previous = 0) => native(data, previous) : null;
-  } catch {
-    return null; // no prebuilt binary for this platform: the JavaScript below
-  }
+  const native = optionalNativeFunction<(data: Uint8Array, initial?: number) => number>('@node-rs/crc32', 'crc32c');
+  return native === null ? null : (data, previous = 0) => native(data, previous);
 }
 
 /** Continues a CRC-32C over `data` (start with `crc32c(data)`, then `crc32c(more, previous)`). */

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
+import { optionalNativeFunction } from '../../optional-native.js';
 
 /**
  * Keeps a long snapshot's resident memory near what it uses (issue 8: under
@@ -36,7 +36,8 @@ const HEAP_GROWING_PERCENT = 20;
 export function keepMemoryDown({ aboveBytes = 208 * 1024 * 1024, checkMs = 100, spacingMs = 300 }: KeeperOptions = {}): () => void {
   // Given on node's command line, the user's own setting stays (NODE_OPTIONS refuses V8 flags like this one).
   if (!process.execArgv.some((a) => /heap[-_]growing[-_]percent/.test(a))) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  const trim = loadTrim();
+  // Not built here (an optional dependency): nothing to trim with.
+  const trim = optionalNativeFunction<() => boolean>('cairn-malloc-trim', 'trim');
   if (trim === null) return () => undefined;
   let last = -Infinity;
   const timer = setInterval(() => {
@@ -48,13 +49,4 @@ export function keepMemoryDown({ aboveBytes = 208 * 1024 * 1024, checkMs = 100, 
   }, checkMs);
   timer.unref();
   return () => clearInterval(timer);
-}
-
-function loadTrim(): (() => boolean) | null {
-  try {
-    const addon = createRequire(import.meta.url)('cairn-malloc-trim') as { trim?: () => boolean };
-    return typeof addon.trim === 'function' ? addon.trim : null;
-  } catch {
-    return null; // not built here (an optional dependency): nothing to trim with
-  }
 }
