@@ -45,10 +45,11 @@ function tools(work: string): Tool[] {
   return [
     {
       name: 'cairn',
-      env: { CAIRN_PASSPHRASE: PASSPHRASE },
-      init: (repo) => [process.execPath, cairnBin, '--config', cairnConfig, 'init', '--archive', `backend-fs splitlog ${repo}/logs ${repo}/meta.sqlite`, '--file-cache', `${repo}-filecache.sqlite`],
-      snapshot: (_repo, tree) => [process.execPath, cairnBin, '--config', cairnConfig, 'snapshot', 'bench', tree, '-q'],
-      restore: (_repo, dest) => ({ argv: [process.execPath, cairnBin, '--config', cairnConfig, 'extract', 'bench', dest] }),
+      // Run as the installed command is (its first line sets glibc's huge pages), with this Node.
+      env: { CAIRN_PASSPHRASE: PASSPHRASE, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+      init: (repo) => [cairnBin, '--config', cairnConfig, 'init', '--archive', `backend-fs splitlog ${repo}/logs ${repo}/meta.sqlite`, '--file-cache', `${repo}-filecache.sqlite`],
+      snapshot: (_repo, tree) => [cairnBin, '--config', cairnConfig, 'snapshot', 'bench', tree, '-q'],
+      restore: (_repo, dest) => ({ argv: [cairnBin, '--config', cairnConfig, 'extract', 'bench', dest] }),
     },
     {
       name: 'restic',
