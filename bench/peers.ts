@@ -4,9 +4,9 @@
  *
  *   bench/peers [--shape full|small] [--repeat N] [--work DIR] [--tools cairn,restic,borg]
  *
- * For each tool and repetition: fresh archive, first snapshot, no-change
- * snapshot, mutation, incremental snapshot, full restore (verified with
- * `diff -r`). Wall, CPU, peak RSS (GNU time) and archive size per step;
+ * For each repetition: a fresh archive and a copy of the tree per tool, then
+ * step by step for every tool in turn: first snapshot, no-change snapshot,
+ * mutation, incremental snapshot, full restore (verified with `diff -r`). Wall, CPU, peak RSS (GNU time) and archive size per step;
  * medians and the cairn/best-peer ratio go to bench/results/peers-DATE.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -106,33 +106,56 @@ function findRestored(dest: string): string {
   throw new Error(`restored tree not found under ${dest}`);
 }
 
-function runTool(tool: Tool, pristine: string, work: string, shape: TreeShape, drop: boolean): Record<Step, Measure> {
-  const tree = path.join(work, 'tree');
+/** One tool's fresh archive and its own copy of the tree, for one repetition. */
+interface Run {
+  tool: Tool;
+  tree: string;
+  repo: string;
+  dest: string;
+  cache: string;
+  results: Record<Step, Measure>;
+}
+
+/** The repository is measured alone; each tool's client-side cache apart (restic's and borg's live outside their repositories). */
+function prepare(tool: Tool, pristine: string, work: string): Run {
+  const tree = path.join(work, `${tool.name}-tree`);
   const repo = path.join(work, `${tool.name}-repo`);
   const dest = path.join(work, `${tool.name}-restore`);
-  for (const p of [tree, repo, dest, `${repo}-filecache.sqlite`, path.join(work, 'cairn-config.toml'), path.join(work, 'restic-cache'), path.join(work, 'borg-base')]) {
-    rmSync(p, { recursive: true, force: true });
-  }
+  const cache = tool.name === 'cairn' ? `${repo}-filecache.sqlite` : path.join(work, tool.name === 'restic' ? 'restic-cache' : 'borg-base');
+  for (const p of [tree, repo, dest, cache, path.join(work, `${tool.name}-config.toml`)]) rmSync(p, { recursive: true, force: true });
   cpSync(pristine, tree, { recursive: true, preserveTimestamps: true });
   execFileSync(tool.init(repo)[0] as string, tool.init(repo).slice(1), { env: { ...process.env, ...tool.env }, stdio: 'ignore' });
-  // The repository alone; each tool's client-side cache apart (restic's and borg's live outside their repositories).
-  const cache = tool.name === 'cairn' ? `${repo}-filecache.sqlite` : path.join(work, tool.name === 'restic' ? 'restic-cache' : 'borg-base');
-  const results = {} as Record<Step, Measure>;
-  const step = (name: Step, argv: string[], cwd?: string): void => {
+  return { tool, tree, repo, dest, cache, results: {} as Record<Step, Measure> };
+}
+
+/**
+ * One repetition, step by step: each step runs for every tool in turn (the
+ * order rotated between repetitions), so a slow spell of a shared machine
+ * falls on one step of every tool rather than on every step of one tool.
+ * Restored trees are compared and removed only after all restores (a restore
+ * right after a large `rm -rf` pays for the deleted inodes).
+ */
+function runRepetition(tools: Tool[], pristine: string, work: string, shape: TreeShape, drop: boolean): Run[] {
+  const runs = tools.map((tool) => prepare(tool, pristine, work));
+  const step = (run: Run, name: Step, argv: string[], cwd?: string): void => {
     if (drop) dropCaches();
-    results[name] = { ...timed(argv, tool.env, cwd), archiveBytes: duBytes(repo), cacheBytes: duBytes(cache) };
+    run.results[name] = { ...timed(argv, run.tool.env, cwd), archiveBytes: duBytes(run.repo), cacheBytes: duBytes(run.cache) };
   };
-  step('first', tool.snapshot(repo, tree, 1));
-  step('no-change', tool.snapshot(repo, tree, 2));
-  mutateTree(tree, shape);
-  step('incremental', tool.snapshot(repo, tree, 3));
-  mkdirSync(dest, { recursive: true });
-  const restore = tool.restore(repo, dest);
-  step('restore', restore.argv, restore.cwd);
-  const diff = spawnSync('diff', ['-r', '--no-dereference', tree, findRestored(dest)], { encoding: 'utf8' });
-  if (diff.status !== 0) throw new Error(`${tool.name}: restored tree differs:\n${diff.stdout.slice(0, 2000)}`);
-  rmSync(dest, { recursive: true, force: true });
-  return results;
+  for (const run of runs) step(run, 'first', run.tool.snapshot(run.repo, run.tree, 1));
+  for (const run of runs) step(run, 'no-change', run.tool.snapshot(run.repo, run.tree, 2));
+  for (const run of runs) mutateTree(run.tree, shape);
+  for (const run of runs) step(run, 'incremental', run.tool.snapshot(run.repo, run.tree, 3));
+  for (const run of runs) {
+    mkdirSync(run.dest, { recursive: true });
+    const restore = run.tool.restore(run.repo, run.dest);
+    step(run, 'restore', restore.argv, restore.cwd);
+  }
+  for (const run of runs) {
+    const diff = spawnSync('diff', ['-r', '--no-dereference', run.tree, findRestored(run.dest)], { encoding: 'utf8' });
+    if (diff.status !== 0) throw new Error(`${run.tool.name}: restored tree differs:\n${diff.stdout.slice(0, 2000)}`);
+  }
+  for (const run of runs) rmSync(run.dest, { recursive: true, force: true });
+  return runs;
 }
 
 function median(values: number[]): number {
@@ -172,6 +195,7 @@ function main(): void {
   const work = options.work;
   mkdirSync(work, { recursive: true });
   const pristine = path.join(work, 'pristine');
+  rmSync(path.join(work, 'tree'), { recursive: true, force: true }); // left by earlier versions of this bench
   const started = Date.now();
   console.error(`generating the ${options.shape} tree in ${pristine} ...`);
   generateTree(pristine, shape);
@@ -180,11 +204,13 @@ function main(): void {
   const selected = tools(work).filter((t) => options.tools.includes(t.name));
   const runs = new Map<string, Array<Record<Step, Measure>>>();
   for (let rep = 1; rep <= options.repeat; rep += 1) {
-    for (const tool of selected) {
-      console.error(`run ${rep}/${options.repeat}: ${tool.name}`);
-      const result = runTool(tool, pristine, work, shape, drop);
-      runs.set(tool.name, [...(runs.get(tool.name) ?? []), result]);
-      for (const s of STEPS) console.error(`  ${s.padEnd(12)} ${result[s].wall.toFixed(2)} s wall, ${result[s].cpu.toFixed(2)} s cpu, ${result[s].rssMiB.toFixed(0)} MiB rss`);
+    const shift = (rep - 1) % selected.length;
+    const order = [...selected.slice(shift), ...selected.slice(0, shift)];
+    console.error(`run ${rep}/${options.repeat}: ${order.map((t) => t.name).join(', ')}, step by step`);
+    for (const { tool, results } of runRepetition(order, pristine, work, shape, drop)) {
+      runs.set(tool.name, [...(runs.get(tool.name) ?? []), results]);
+      console.error(`  ${tool.name}`);
+      for (const s of STEPS) console.error(`    ${s.padEnd(12)} ${results[s].wall.toFixed(2)} s wall, ${results[s].cpu.toFixed(2)} s cpu, ${results[s].rssMiB.toFixed(0)} MiB rss`);
     }
   }
   const med = (tool: string, s: Step, field: keyof Measure): number => median((runs.get(tool) ?? []).map((r) => r[s][field]));
