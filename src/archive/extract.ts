@@ -240,7 +240,7 @@ export class Extractor {
       let position = 0;
       let end = 0;
       for await (const block of readContent(this.archive, entry.content ?? null)) {
-        const written = writeSparse(fd, block, position);
+        const written = writingTo(target, () => writeSparse(fd, block, position));
         if (written > 0) end = position + written;
         position += block.length;
         this.stats.bytes += block.length;
@@ -249,7 +249,7 @@ export class Extractor {
         throw new BackendError('corrupt', `${displayName(target)}: the archive holds ${position} bytes, the entry says ${entry.size}`);
       }
       // A file that ends in a hole gets its length here.
-      if (end < position) ftruncateSync(fd, position);
+      if (end < position) writingTo(target, () => ftruncateSync(fd, position));
     } finally {
       closeSync(fd);
     }
@@ -278,6 +278,15 @@ export class Extractor {
     if (kind !== 'symlink') attempt('mode', () => chmodSync(target, entry.mode & 0o7777));
     const mtime = seconds(entry.mtime);
     attempt('times', () => lutimesSync(target, entry.atime ? seconds(entry.atime) : mtime, mtime));
+  }
+}
+
+/** Runs a write to `target`; its failure (EFBIG, ENOSPC, EIO: calls on a descriptor, whose errors name no file) says which file. */
+function writingTo<T>(target: Buffer, write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw new Error(`cannot write ${displayName(target)}: ${(err as Error).message}`);
   }
 }
 
