@@ -6,8 +6,9 @@
  *
  * For each repetition: a fresh archive and a copy of the tree per tool, then
  * step by step for every tool in turn: first snapshot, no-change snapshot,
- * mutation, incremental snapshot, full restore (verified with `diff -r`). Wall, CPU, peak RSS (GNU time) and archive size per step;
- * medians and the cairn/best-peer ratio go to bench/results/peers-DATE.md.
+ * mutation, incremental snapshot, full restore (verified with `diff -r`).
+ * Wall, CPU, peak RSS (GNU time) and archive size per step; medians and the
+ * cairn/best-peer ratio go to bench/results/peers-SHAPE-DATE.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -7,7 +7,7 @@
  * Exit status: 0 ok, 1 the command failed, 2 usage error.
  */
 import { Command, CommanderError } from 'commander';
-import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
+import { endOnOutputErrors } from './output-errors.js';
 import type { Backend } from '../backends/backend.js';
 import { toBackendError } from '../backends/errors.js';
 import { openArchive } from '../backends/open.js';
@@ -37,7 +37,7 @@ Examples:
 Exit status: 0 ok, 1 the command failed, 2 usage error.`);
 
 async function main(): Promise<number> {
-  endQuietlyOnBrokenPipe();
+  endOnOutputErrors('archive-admin');
   try {
     program.parse(process.argv);
   } catch (err) {

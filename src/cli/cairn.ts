@@ -15,7 +15,7 @@
  * One file per subcommand under cairn/, each a plain function plus its wiring.
  */
 import { Command, CommanderError } from 'commander';
-import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
+import { endOnOutputErrors } from './output-errors.js';
 import type { GlobalOptions } from './cairn/context.js';
 import { register as catCommand } from './cairn/cat.js';
 import { register as catStream } from './cairn/cat-stream.js';
@@ -42,7 +42,7 @@ const program = new Command('cairn')
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 for (const add of [init, passwd, snapshot, snapshotStream, tags, log, ls, catCommand, catStream, extract, fork, diff]) add(program, globals);
 
-endQuietlyOnBrokenPipe();
+endOnOutputErrors('cairn');
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
