@@ -155,7 +155,8 @@ class WorkerEngine implements BlockEngine {
     if (started !== null && started !== undefined) return started;
     if (this.closed) throw new BackendError('internal', 'the block engine is closed');
     const options = this.options;
-    const worker = new Worker(new URL('./block-worker.js', import.meta.url), {
+    // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
+    const worker = new Worker(new URL('../archive/block-worker.js', import.meta.url), {
       // A small young generation: the worker's objects are few and short-lived (its data lives in
       // ArrayBuffers outside the heap), and V8's default (3 x 16 MiB semi-spaces) cost ~50 MiB of
       // peak RSS on a 950 MB snapshot for no speed (bench/NOTES.md).
