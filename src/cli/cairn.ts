@@ -13,6 +13,7 @@
  *     cairn extract home /tmp/restore
  *
  * One file per subcommand under cairn/, each a plain function plus its wiring.
+ * `npm run build` bundles this file and what it imports (scripts/bundle-cli.mjs).
  */
 import { Command, CommanderError } from 'commander';
 import { endOnOutputErrors } from './output-errors.js';
