@@ -39,14 +39,14 @@ interface Tool {
 
 const PASSPHRASE = 'bench-passphrase-not-secret';
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const cairnBin = path.join(repoRoot, 'dist/src/cli/cairn.js');
+const cairnBin = path.join(repoRoot, 'bin/cairn');
 
 function tools(work: string): Tool[] {
   const cairnConfig = path.join(work, 'cairn-config.toml');
   return [
     {
       name: 'cairn',
-      // Run as the installed command is (its first line sets glibc's huge pages), with this Node.
+      // The installed command (bin/cairn, which sets glibc's huge pages), with this Node.
       env: { CAIRN_PASSPHRASE: PASSPHRASE, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}` },
       init: (repo) => [cairnBin, '--config', cairnConfig, 'init', '--archive', `backend-fs splitlog ${repo}/logs ${repo}/meta.sqlite`, '--file-cache', `${repo}-filecache.sqlite`],
       snapshot: (_repo, tree) => [cairnBin, '--config', cairnConfig, 'snapshot', 'bench', tree, '-q'],

@@ -1,11 +1,12 @@
-#!/usr/bin/env -S GLIBC_TUNABLES=${GLIBC_TUNABLES}:glibc.malloc.hugetlb=1 node
+#!/usr/bin/env node
 /**
  * cairn: zero-knowledge, deduplicated, encrypted snapshots.
  *
- * The first line asks glibc (2.35 and later; others ignore it) to back large
- * allocations with transparent huge pages (`madvise` mode): scrypt's 64 MiB and
- * the block buffers then cost a page fault per 2 MiB instead of per 4 KiB.
- * `env -S` keeps any tunables the caller set.
+ * The installed command is bin/cairn, which starts this file with glibc
+ * asked to back large allocations with transparent huge pages (`madvise`
+ * mode): scrypt's 64 MiB and the block buffers then cost a page fault per
+ * 2 MiB instead of per 4 KiB. (A shell launcher, not `env -S` on this line:
+ * BusyBox's env, Alpine's, has no -S.)
  *
  *     cairn init [--archive IDENTIFIER]
  *     cairn snapshot home ~/
