@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, linkSync, writeFileSync, writeSync, chmodSync, lchownSync, lutimesSync, type BigIntStats } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defaultConfig } from '../src/cli/cairn/config.js';
 import type { CommandContext } from '../src/cli/cairn/context.js';
 import { init } from '../src/cli/cairn/init.js';
@@ -16,11 +17,22 @@ import { patternBytes } from './support/scratch.js';
 export const PASSPHRASE = 'correct horse battery staple';
 export const isRoot = process.getuid?.() === 0;
 
+/** A cheap scrypt for test archives (N; the real one is 2^16). */
+const TEST_SCRYPT_N = '1024';
+
+/** The built cairn command, for tests that run it as a child process (`process.execPath CAIRN_CLI ...`). */
+export const CAIRN_CLI = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
+
 /** Test settings: a cheap scrypt, one sealing worker, the passphrase in the environment. */
 export function testEnvironment(): void {
   process.env.CAIRN_PASSPHRASE = PASSPHRASE;
-  process.env.CAIRN_TEST_SCRYPT_N = '1024';
+  process.env.CAIRN_TEST_SCRYPT_N = TEST_SCRYPT_N;
   process.env.CAIRN_SEAL_WORKERS = '1';
+}
+
+/** The environment of a cairn child process: this one's, with the passphrase and a cheap scrypt, plus `extra`. */
+export function cliEnvironment(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, CAIRN_PASSPHRASE: PASSPHRASE, CAIRN_TEST_SCRYPT_N: TEST_SCRYPT_N, ...extra };
 }
 
 /** A config file under `dir` naming `identifier` (default: an fs archive in dir/archive), initialised. */

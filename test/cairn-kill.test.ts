@@ -3,17 +3,15 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { contentOf, blockFiles, makeContext, PASSPHRASE, walkTree, assertSameTree } from './cairn-fixtures.js';
+import { contentOf, blockFiles, CAIRN_CLI, makeContext, PASSPHRASE, walkTree, assertSameTree } from './cairn-fixtures.js';
 import { scratchDir, sleep } from './support/scratch.js';
 
-const cairn = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
 const scratch = scratchDir('cairn-kill-');
 after(() => scratch.remove());
 
 /** Runs the real cairn binary with the backend spawned as a child process (CAIRN_SPAWN_BACKENDS=1). */
 function run(args: string[]): { done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>; kill(): void } {
-  const child = spawn(process.execPath, [cairn, ...args], {
+  const child = spawn(process.execPath, [CAIRN_CLI, ...args], {
     env: { ...process.env, CAIRN_PASSPHRASE: PASSPHRASE, CAIRN_SPAWN_BACKENDS: '1', CAIRN_SEAL_WORKERS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

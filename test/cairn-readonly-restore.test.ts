@@ -8,11 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { assertSameTree, contentOf, isRoot, PASSPHRASE, walkTree } from './cairn-fixtures.js';
+import { assertSameTree, CAIRN_CLI, cliEnvironment, contentOf, isRoot, walkTree } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
-const cairn = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
 const scratch = scratchDir('cairn-readonly-');
 after(() => {
   // Read-only directories the scratch removal would trip on.
@@ -23,9 +21,9 @@ after(() => {
 /** Runs the cairn CLI as `nobody` when root (as this user otherwise); fails the test on a non-zero exit. */
 function cairnAsUser(args: string[]): string {
   const asOther = isRoot ? { uid: 65534, gid: 65534 } : {};
-  const child = spawnSync(process.execPath, [cairn, ...args], {
+  const child = spawnSync(process.execPath, [CAIRN_CLI, ...args], {
     encoding: 'utf8', ...asOther,
-    env: { ...process.env, CAIRN_PASSPHRASE: PASSPHRASE, CAIRN_TEST_SCRYPT_N: '1024', HOME: scratch.dir },
+    env: cliEnvironment({ HOME: scratch.dir }),
   });
   assert.equal(child.status, 0, `cairn ${args.join(' ')}: ${child.stderr}`);
   return child.stdout;

@@ -9,14 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
-import { contentOf, makeContext, PASSPHRASE } from './cairn-fixtures.js';
+import { CAIRN_CLI, cliEnvironment, contentOf, makeContext } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-restore-failure-');
 after(() => scratch.remove());
-const cairn = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
 
 test('extract under a file-size limit fails on the big file with one line and status 1; the small file is whole', async () => {
   const ctx = await makeContext(scratch.dir);
@@ -27,8 +25,8 @@ test('extract under a file-size limit fails on the big file with one line and st
   await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
   const dest = path.join(scratch.dir, 'restored');
   // bash's ulimit -f counts KiB: writes past 64 KiB of a file fail (Node ignores SIGXFSZ).
-  const child = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', process.execPath, cairn, '--config', ctx.configFile, 'extract', '-q', 'home', dest], {
-    encoding: 'utf8', env: { ...process.env, CAIRN_PASSPHRASE: PASSPHRASE, CAIRN_TEST_SCRYPT_N: '1024' },
+  const child = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', process.execPath, CAIRN_CLI, '--config', ctx.configFile, 'extract', '-q', 'home', dest], {
+    encoding: 'utf8', env: cliEnvironment(),
   });
   assert.equal(child.status, 1, child.stderr);
   const lines = child.stderr.trim().split('\n');

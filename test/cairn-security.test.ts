@@ -3,7 +3,6 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Archive } from '../src/archive/archive.js';
 import { BlockWriter } from '../src/archive/block-writer.js';
 import { BlockType, KEY_TAG, FORMAT_TAG } from '../src/archive/format.js';
@@ -18,14 +17,13 @@ import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
 import { listTags } from '../src/cli/cairn/tags.js';
 import { MemoryBackend } from '../src/backends/memory/memory-backend.js';
 import { MEMBER_TAG, memberTagValue } from '../src/backends/membership.js';
-import { allFiles, blockFiles, contentOf, makeContext, PASSPHRASE, testEnvironment } from './cairn-fixtures.js';
+import { allFiles, blockFiles, CAIRN_CLI, contentOf, makeContext, PASSPHRASE, testEnvironment } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
-const cairn = fileURLToPath(new URL('../src/cli/cairn.js', import.meta.url));
 
 function runCairn(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cairn, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CAIRN_CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
     });
   });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { BROKEN_PIPE_EXIT } from '../src/cli/output-errors.js';
-import { makeContext, PASSPHRASE } from './cairn-fixtures.js';
+import { cliEnvironment, makeContext } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-output-errors-');
@@ -23,7 +23,7 @@ function run(script: string, args: string[], stdout: 'closed' | 'full'): Promise
   const full = stdout === 'full' ? openSync('/dev/full', 'w') : null;
   const stdio: StdioOptions = ['ignore', full ?? 'pipe', 'pipe'];
   const child = spawn(process.execPath, [fileURLToPath(new URL(`../src/cli/${script}`, import.meta.url)), ...args], {
-    env: { ...process.env, CAIRN_PASSPHRASE: PASSPHRASE, CAIRN_TEST_SCRYPT_N: '1024' },
+    env: cliEnvironment(),
     stdio,
   });
   if (full !== null) closeSync(full);

@@ -286,7 +286,7 @@ function writingTo<T>(target: Buffer, write: () => T): T {
   try {
     return write();
   } catch (err) {
-    throw new Error(`cannot write ${displayName(target)}: ${(err as Error).message}`);
+    throw new Error(`cannot write ${displayName(target)}: ${(err as Error).message}`, { cause: err });
   }
 }
 
