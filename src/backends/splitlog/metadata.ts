@@ -142,6 +142,8 @@ function prepareAll(db: Database.Database) {
     metaDel: db.prepare<[string]>('DELETE FROM meta WHERE name = ?'),
     blockCount: db.prepare<[], { n: number; bytes: number | null }>(`SELECT count(*) AS n, sum(length - ${HEADER_SIZE} - ${KEY_TEXT_LENGTH}) AS bytes FROM blocks`),
     listBlocks: db.prepare<[Name, number], { key: Name }>('SELECT key FROM blocks WHERE key > ? ORDER BY key LIMIT ?'),
+    // The hex key unpacked by SQLite and one column plucked: no Buffer and no row object per lookup.
+    hasPackedBlock: db.prepare<[string], number>('SELECT 1 FROM blocks WHERE key = unhex(?)').pluck(),
     listTags: db.prepare<[], { name: string }>('SELECT name FROM tags ORDER BY name'),
     lockGet: db.prepare<[string], { owner: string; expires: number }>('SELECT owner, expires FROM locks WHERE name = ?'),
     lockSet: db.prepare<[string, string, number]>('INSERT OR REPLACE INTO locks (name, owner, expires) VALUES (?, ?, ?)'),
@@ -294,12 +296,23 @@ export class Metadata {
    * block). Writes end it first.
    */
   lookup(kind: Kind, name: string): Location | null {
-    if (!this.db.inTransaction) {
-      this.db.exec('BEGIN');
-      this.batchedRead = true;
-      setImmediate(() => this.endRead());
-    }
+    this.batchRead();
     return this.s[kind].get.get(kind === 'block' ? storedKey(name) : name) ?? null;
+  }
+
+  /** Whether a name is indexed: `lookup` without its location, for existence checks by the thousand (a third of the cost). */
+  has(kind: Kind, name: string): boolean {
+    if (kind !== 'block' || !PACKED_KEY.test(name)) return this.lookup(kind, name) !== null;
+    this.batchRead();
+    return this.s.hasPackedBlock.get(name) !== undefined;
+  }
+
+  /** Outside a transaction, opens the read transaction that lookups share until the end of this turn. */
+  private batchRead(): void {
+    if (this.db.inTransaction) return;
+    this.db.exec('BEGIN');
+    this.batchedRead = true;
+    setImmediate(() => this.endRead());
   }
 
   /** Ends the read transaction opened by `lookup`, if it is still open. */

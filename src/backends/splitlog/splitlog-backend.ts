@@ -217,7 +217,7 @@ export class SplitlogBackend implements Backend, WriterHost {
   async existsMany(keys: string[]): Promise<boolean[]> {
     this.usable();
     // The lookups share one read transaction (Metadata.lookup).
-    return checkKeyList(keys).map((key) => this.locate('block', key) !== null);
+    return checkKeyList(keys).map((key) => this.present('block', key));
   }
 
   async get(key: string): Promise<Uint8Array | null> {
@@ -372,6 +372,13 @@ export class SplitlogBackend implements Backend, WriterHost {
     const pending = this.writer.lookup(kind, name);
     if (pending !== undefined) return pending;
     return this.meta.lookup(kind, name);
+  }
+
+  /** Whether a name has a current place: `locate` without making the location. */
+  private present(kind: Kind, name: string): boolean {
+    const pending = this.writer.lookup(kind, name);
+    if (pending !== undefined) return pending !== null;
+    return this.meta.has(kind, name);
   }
 
   private async readRecord(kind: Kind, name: string): Promise<DecodedRecord | null> {
