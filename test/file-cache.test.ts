@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { FileCache, type FileIdentity } from '../src/archive/file-cache.js';
 import { MemoryBackend } from '../src/backends/memory/memory-backend.js';
 import { scratchDir } from './support/scratch.js';
@@ -168,5 +169,48 @@ test('assume takes an empty file as no rows (never wrong), and refuses a file wi
     assert.equal(two.lookup(Buffer.from('/a'), ID), null);
   } finally {
     two.close();
+  }
+});
+
+test('a path that is not UTF-8 is cached and found under its own bytes only', async () => {
+  const latin = Buffer.from([0x2f, 0x63, 0x61, 0x66, 0xe9]); // "/caf\xe9": Latin-1, not UTF-8
+  const utf8 = Buffer.from('/café');
+  const file = path.join(scratch.dir, 'bytes.sqlite');
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', new MemoryBackend());
+    cache.stage(latin, ID, { level: 0, key: KEY_A });
+    cache.commit();
+  } finally {
+    cache.close();
+  }
+  const again = FileCache.open(file);
+  try {
+    await again.use('fp1', await backendWith([KEY_A]));
+    assert.deepEqual(again.lookup(latin, ID), { level: 0, key: KEY_A });
+    assert.equal(again.lookup(utf8, ID), null);
+  } finally {
+    again.close();
+  }
+});
+
+test('rows of a version 1 cache file (paths as BLOBs) are kept when it is opened', async () => {
+  const file = path.join(scratch.dir, 'v1.sqlite');
+  const latin = Buffer.from([0x2f, 0x78, 0xff]);
+  const old = new Database(file);
+  old.exec(`CREATE TABLE files (archive TEXT NOT NULL, path BLOB NOT NULL, size TEXT NOT NULL, mtime TEXT NOT NULL,
+    ctime TEXT NOT NULL, inode TEXT NOT NULL, level INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
+  const insert = old.prepare('INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  insert.run('fp1', Buffer.from('/a'), '10', '1', '2', '3', 0, Buffer.from(KEY_A, 'hex'));
+  insert.run('fp1', latin, '10', '1', '2', '3', 1, Buffer.from(KEY_B, 'hex'));
+  old.pragma('user_version = 1');
+  old.close();
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', await backendWith([KEY_A, KEY_B]));
+    assert.deepEqual(cache.lookup(Buffer.from('/a'), ID), { level: 0, key: KEY_A });
+    assert.deepEqual(cache.lookup(latin, ID), { level: 1, key: KEY_B });
+  } finally {
+    cache.close();
   }
 });

@@ -26,7 +26,7 @@ const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 export class BlockWriter {
   readonly stats: WriteStats = { blocksUploaded: 0, bytesUploaded: 0, blocksReused: 0, bytesReused: 0 };
   /** Keys known to be in the archive or on their way there in this session. */
-  private readonly seen = new Set<string>();
+  private seen = new Set<string>();
   private batch: HeldBlock[] = [];
   private batchBytes = 0;
   private inFlightBytes = 0;
@@ -42,9 +42,14 @@ export class BlockWriter {
     return this.engine.copiesInput;
   }
 
-  /** Marks keys as present (e.g. confirmed by the file cache's check), so they are never asked about again. */
+  /**
+   * Marks keys as present (e.g. confirmed by the file cache's check), so they
+   * are never asked about again. A set given before any other key is taken
+   * as it is (and added to from then on): no copy of its tens of thousands of keys.
+   */
   markPresent(keys: Iterable<string>): void {
-    for (const key of keys) this.seen.add(key);
+    if (this.seen.size === 0 && keys instanceof Set) this.seen = keys as Set<string>;
+    else for (const key of keys) this.seen.add(key);
   }
 
   /** Stores a block unless this session or the archive already has it; resolves to its key. */

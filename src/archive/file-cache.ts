@@ -13,7 +13,7 @@ import type { ContentRef } from './content-ref.js';
  * after the blocks they name are flushed; a cached key is trusted only if the
  * archive still has it (checked in batches with existsMany when loading).
  */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface FileIdentity {
   size: bigint;
@@ -22,27 +22,47 @@ export interface FileIdentity {
   ino: bigint;
 }
 
+/**
+ * A file's row to be stored: the path's bytes read as latin1 (one character
+ * per byte, so any name round-trips), the identity as decimal text, the key
+ * as hex.
+ */
 export interface Row {
-  path: Buffer;
+  path: string;
   size: string;
   mtime: string;
   ctime: string;
   inode: string;
   level: number;
-  key: Buffer;
+  key: string;
 }
 
-/** This archive's rows, and those of their keys the archive still has. */
+/** A row of schema version 1, whose paths were BLOBs. */
+type V1Row = [archive: string, path: Buffer, size: string, mtime: string, ctime: string, inode: string, level: number, key: Buffer];
+
+/**
+ * This archive's rows, and those of their keys the archive still has. A row
+ * is read as two strings, its path and "size mtime ctime inode level key":
+ * rows read as BLOBs and separate columns made objects and Buffers by the
+ * hundred thousand, and reading the 33,000 rows of the 950 MB bench tree took
+ * 250-370 ms of collections and copying, longer than the unlock it overlaps.
+ */
 interface Loaded {
   archive: string;
-  rows: Row[];
+  entries: Map<string, string>;
   present: Set<string>;
 }
 
+/** The key at the end of an entry. */
+function entryKey(entry: string): string {
+  return entry.slice(entry.lastIndexOf(' ') + 1);
+}
+
 export class FileCache {
-  private readonly valid = new Map<string, Row>();
+  private valid = new Map<string, string>();
   private staged: Row[] = [];
   private readonly insert: Database.Statement;
+  private readonly select: Database.Statement<[string], [path: string, entry: string]>;
   /** Set by `use`: the rows of this archive are the ones read and written. */
   private archive: string | null = null;
   private preloaded: Promise<Loaded> | null = null;
@@ -52,7 +72,10 @@ export class FileCache {
   private assumed: string | null = null;
 
   private constructor(private readonly db: Database.Database) {
-    this.insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, unhex(?))');
+    this.select = db.prepare<[string], [string, string]>(
+      "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files WHERE archive = ?",
+    ).raw();
   }
 
   /** Opens (creating) the cache file. Rows are named by archive: see `use`. */
@@ -63,10 +86,16 @@ export class FileCache {
     db.pragma('synchronous = NORMAL');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version !== SCHEMA_VERSION) {
-      db.exec('DROP TABLE IF EXISTS files');
-      db.exec(`CREATE TABLE files (archive TEXT NOT NULL, path BLOB NOT NULL, size TEXT NOT NULL, mtime TEXT NOT NULL,
-        ctime TEXT NOT NULL, inode TEXT NOT NULL, level INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      db.transaction(() => {
+        const old = version === 1 ? db.prepare('SELECT archive, path, size, mtime, ctime, inode, level, key FROM files').raw().all() as V1Row[] : [];
+        db.exec('DROP TABLE IF EXISTS files');
+        db.exec(`CREATE TABLE files (archive TEXT NOT NULL, path TEXT NOT NULL, size TEXT NOT NULL, mtime TEXT NOT NULL,
+          ctime TEXT NOT NULL, inode TEXT NOT NULL, level INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
+        // Version 1 kept paths as BLOBs: the same rows, the path read as latin1 (a file cached stays cached).
+        const insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+        for (const [archive, p, ...rest] of old) insert.run(archive, p.toString('latin1'), ...rest);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
     }
     return new FileCache(db);
   }
@@ -137,36 +166,42 @@ export class FileCache {
   }
 
   private fill(loaded: Loaded): void {
-    this.valid.clear();
-    for (const row of loaded.rows) if (loaded.present.has(row.key.toString('hex'))) this.valid.set(row.path.toString('latin1'), row);
+    this.valid = loaded.entries;
   }
 
-  /** An archive's rows, and which of their keys the archive still has (existsMany, at most 4096 keys a call). */
+  /** An archive's rows whose key the archive still has (existsMany, at most 4096 keys a call), and those keys. */
   private async read(archive: string, backend: Backend): Promise<Loaded> {
-    const rows = this.db.prepare('SELECT path, size, mtime, ctime, inode, level, key FROM files WHERE archive = ?').all(archive) as Row[];
-    const keys = [...new Set(rows.map((r) => r.key.toString('hex')))];
+    const entries = new Map<string, string>();
+    const keys = new Set<string>();
+    for (const [file, entry] of this.select.iterate(archive)) {
+      entries.set(file, entry);
+      keys.add(entryKey(entry));
+    }
+    const unique = [...keys];
     const present = new Set<string>();
     const batches: string[][] = [];
-    for (let i = 0; i < keys.length; i += MAX_EXISTS_MANY) batches.push(keys.slice(i, i + MAX_EXISTS_MANY));
+    for (let i = 0; i < unique.length; i += MAX_EXISTS_MANY) batches.push(unique.slice(i, i + MAX_EXISTS_MANY));
     for (let i = 0; i < batches.length; i += 4) {
       const group = batches.slice(i, i + 4);
       const answers = await Promise.all(group.map((b) => backend.existsMany(b)));
       group.forEach((batch, j) => batch.forEach((key, k) => { if ((answers[j] as boolean[])[k] === true) present.add(key); }));
     }
-    return { archive, rows, present };
+    if (present.size < keys.size) for (const [file, entry] of entries) if (!present.has(entryKey(entry))) entries.delete(file);
+    return { archive, entries, present };
   }
 
   lookup(file: Buffer, id: FileIdentity): ContentRef | null {
-    const row = this.valid.get(file.toString('latin1'));
-    if (row === undefined || row.size !== String(id.size) || row.mtime !== String(id.mtimeNs) || row.ctime !== String(id.ctimeNs) || row.inode !== String(id.ino)) {
-      return null;
-    }
-    return { level: row.level, key: row.key.toString('hex') };
+    const entry = this.valid.get(file.toString('latin1'));
+    if (entry === undefined) return null;
+    const identity = `${id.size} ${id.mtimeNs} ${id.ctimeNs} ${id.ino} `;
+    if (!entry.startsWith(identity)) return null;
+    const space = entry.indexOf(' ', identity.length);
+    return { level: Number(entry.slice(identity.length, space)), key: entry.slice(space + 1) };
   }
 
   /** Remembers a file's content, to be committed after the next flush. */
   stage(file: Buffer, id: FileIdentity, ref: ContentRef): void {
-    this.staged.push({ path: file, size: String(id.size), mtime: String(id.mtimeNs), ctime: String(id.ctimeNs), inode: String(id.ino), level: ref.level, key: Buffer.from(ref.key, 'hex') });
+    this.staged.push({ path: file.toString('latin1'), size: String(id.size), mtime: String(id.mtimeNs), ctime: String(id.ctimeNs), inode: String(id.ino), level: ref.level, key: ref.key });
   }
 
   /** Takes the rows staged so far, to commit once what they name is flushed. */
