@@ -6,6 +6,7 @@
  * rows of one archive.
  */
 import assert from 'node:assert/strict';
+import { chmodSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -192,6 +193,15 @@ test('a path that is not UTF-8 is cached and found under its own bytes only', as
   } finally {
     again.close();
   }
+});
+
+test('the cache file is readable by its owner only, also one made before with a wider mode', async () => {
+  const file = path.join(scratch.dir, 'mode.sqlite');
+  FileCache.open(file).close();
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  chmodSync(file, 0o644);
+  FileCache.open(file).close();
+  assert.equal(statSync(file).mode & 0o777, 0o600);
 });
 
 test('rows of a version 1 cache file (paths as BLOBs) are kept when it is opened', async () => {

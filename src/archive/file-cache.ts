@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Backend } from '../backends/backend.js';
@@ -58,6 +58,17 @@ function entryKey(entry: string): string {
   return entry.slice(entry.lastIndexOf(' ') + 1);
 }
 
+/** Creates the cache file private to its owner (it names every file backed up), or makes an older one so. */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  if ((statSync(file).mode & 0o077) === 0) return;
+  try {
+    chmodSync(file, 0o600);
+  } catch {
+    // Another user's file (root backing up with a user's cache): it stays as its owner made it.
+  }
+}
+
 export class FileCache {
   private valid = new Map<string, string>();
   private staged: Row[] = [];
@@ -81,6 +92,7 @@ export class FileCache {
   /** Opens (creating) the cache file. Rows are named by archive: see `use`. */
   static open(file: string): FileCache {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    ownerOnly(file);
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
