@@ -7,6 +7,7 @@ import { crc32c, crc32cJs } from '../src/backends/splitlog/crc32c.js';
 test('an optional native function is found when the module is built, and null when the module or the name is missing', { skip: process.platform !== 'linux' }, () => {
   assert.equal(typeof optionalNativeFunction('cairn-malloc-trim', 'trim'), 'function');
   assert.equal(typeof optionalNativeFunction('cairn-aes-gcm', 'seal'), 'function');
+  assert.equal(typeof optionalNativeFunction('cairn-readahead', 'prefetch'), 'function');
   assert.equal(typeof optionalNativeFunction('@node-rs/crc32', 'crc32c'), 'function');
   assert.notEqual(crc32c, crc32cJs, 'the native CRC-32C is the one in use');
   assert.equal(optionalNativeFunction('cairn-malloc-trim', 'no-such-export'), null);

@@ -1,0 +1,8 @@
+{
+  "targets": [
+    {
+      "target_name": "readahead",
+      "sources": ["readahead.c"]
+    }
+  ]
+}
