@@ -249,12 +249,15 @@ class WorkerEngine implements BlockEngine {
     const fileId = this.nextId;
     this.nextId += 1;
     let done = false;
+    // As text (one character per byte): a Buffer is cloned with its whole backing store, which for a
+    // path cut from Node's pool is 8 KiB copied and allocated again in the worker for every file.
+    const name = path.toString('latin1');
     try {
       let op = 'file-open';
       while (!done) {
         const id = this.nextId;
         this.nextId += 1;
-        const reply = await this.ask(worker, { op, id, fileId, path, size });
+        const reply = await this.ask(worker, { op, id, fileId, path: name, size });
         op = 'file-next';
         done = reply.done === true;
         const blocks = (reply.chunks ?? []).map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));

@@ -62,7 +62,7 @@ type Message =
   | { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array }
   | { op: 'seal'; id: number; held: number }
   | { op: 'drop'; id: number; held: number }
-  | { op: 'file-open'; id: number; fileId: number; path: Uint8Array; size?: number }
+  | { op: 'file-open'; id: number; fileId: number; path: string; size?: number }
   | { op: 'file-next'; id: number; fileId: number }
   | { op: 'file-close'; id: number; fileId: number };
 
@@ -192,13 +192,15 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
 }
 
 /** Opens a file and reads its first window (or its place in the shared window). */
-async function openFile(msg: { id: number; fileId: number; path: Uint8Array; size?: number }): Promise<void> {
+async function openFile(msg: { id: number; fileId: number; path: string; size?: number }): Promise<void> {
+  // The path's bytes, sent as latin1 text (block-engine.ts).
+  const file = Buffer.from(msg.path, 'latin1');
   if (gear === null || data.chunkSizes === undefined) throw new Error('this worker was not given the chunker');
   const sizes = data.chunkSizes;
   const small = msg.size !== undefined && msg.size <= SMALL_FILE_BYTES;
   let fd: number;
   try {
-    fd = small ? openSync(Buffer.from(msg.path), 'r') : await new Promise<number>((resolve, reject) => open(Buffer.from(msg.path), 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));
+    fd = small ? openSync(file, 'r') : await new Promise<number>((resolve, reject) => open(file, 'r', (err, opened) => (err !== null ? reject(err) : resolve(opened))));
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
     return;
