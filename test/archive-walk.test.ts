@@ -4,12 +4,13 @@
  * limits still round-trip, and the same tree always gives the same root.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
 import { Extractor } from '../src/archive/extract.js';
-import { snapshotTree } from '../src/archive/snapshot.js';
+import { snapshotTree, startSnapshot } from '../src/archive/snapshot.js';
 import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
 import { OrderedBackend } from '../src/backends/sequencer.js';
 import { parseSpec, resolveEntry, resolveSnapshot } from '../src/archive/snapshot-ref.js';
@@ -100,4 +101,25 @@ test('extract lets the event loop turn while it walks: timers (the progress line
     assert.ok(seen.some((files) => files > 0 && files < 2000), `the timer saw only ${JSON.stringify([...new Set(seen)])} files written`);
   });
   assertSameTree(walkTree(path.join(dir, 'out')), walkTree(src));
+});
+
+test('while the block worker reads a big file, small files are read on the main thread, and every byte round-trips', { timeout: 120_000 }, async () => {
+  const src = path.join(scratch.dir, 'big-and-small');
+  mkdirSync(path.join(src, 'small'), { recursive: true });
+  // Walked first: 48 MiB of random bytes keep the worker busy while the walk reaches the small files.
+  writeFileSync(path.join(src, 'a-big'), randomBytes(48 * 1024 * 1024));
+  // Sizes around the 64 KiB limit of the main thread's reads, and an empty file.
+  for (let i = 0; i < 400; i += 1) writeFileSync(path.join(src, 'small', `f${i}`), randomBytes((i * 211) % (80 * 1024)));
+  const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(4 * 1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  try {
+    const started = startSnapshot(archive.backend, [src], { tag: 't', workers: 1 });
+    const result = await started.finish(archive);
+    assert.ok(started.progress.filesReadHere > 0, 'some small files were read on the main thread');
+    assert.ok(started.progress.filesReadHere < 400, 'not the big one, nor those over 64 KiB');
+    const dest = path.join(scratch.dir, 'big-and-small-out');
+    await new Extractor(archive).extract(await resolveEntry(archive, result.record, [], 't'), dest);
+    assertSameTree(walkTree(dest), walkTree(src));
+  } finally {
+    await archive.close();
+  }
 });

@@ -1,4 +1,4 @@
-import { lstatSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
 import { named, type BlockWriter } from './block-writer.js';
@@ -22,6 +22,8 @@ export interface TreeProgress {
   /** Bytes of files found unchanged in the file cache (not read). */
   bytesCached: number;
   skipped: number;
+  /** Of the files read, those read, chunked and named on this thread while a block worker read a big file. */
+  filesReadHere: number;
   /** The file being read, for a progress line. */
   current: string;
 }
@@ -58,6 +60,8 @@ interface HardLinkTarget {
 
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
+/** Files up to this size may be read on the main thread (readSmallHere). */
+const SMALL_HERE = 64 * 1024;
 const SLASH = Buffer.from('/');
 /** Files above this size are read in windows of their own (see small-file.ts). */
 const BIG_FILE = BigInt(SMALL_FILE_BYTES);
@@ -85,12 +89,16 @@ function time(ns: bigint): Time {
  * the result is deterministic.
  */
 export class TreeWriter {
-  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, current: '' };
+  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, current: '' };
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
   /** Of those, files bigger than BIG_FILE (the peak memory of a snapshot is their windows: bench/NOTES.md, "Fourth pass"). */
   private readonly readingBig = new Semaphore(2);
+  /** Big files a block worker is reading now: while there is one, small files are read on this thread (readSmallHere). */
+  private bigInWorker = 0;
+  /** Buffers of readSmallHere (SMALL_HERE + 1 bytes), used again. */
+  private readonly smallBuffers: Buffer[] = [];
   /** Small files the workers will read, read ahead on a cold cache. */
   private readonly prefetch = new ColdPrefetch();
   /** The walk's listings are synchronous: it lets the event loop turn every few ms. */
@@ -354,7 +362,16 @@ export class TreeWriter {
     try {
       this.progress.current = relText;
       const reader = writer.fileReader;
-      if (reader !== null) return await this.readInWorker(reader, abs, id, st);
+      if (reader !== null && writer.copiesInput && this.bigInWorker > 0 && st.size <= BigInt(SMALL_HERE)) return await this.readSmallHere(reader, abs, id, st);
+      if (reader !== null) {
+        if (releaseBig === null) return await this.readInWorker(reader, abs, id, st);
+        this.bigInWorker += 1;
+        try {
+          return await this.readInWorker(reader, abs, id, st);
+        } finally {
+          this.bigInWorker -= 1;
+        }
+      }
       const handle = await fsp.open(abs, 'r');
       const chunks: Array<Promise<{ key: string; size: number }>> = [];
       let size = 0;
@@ -400,6 +417,43 @@ export class TreeWriter {
     } finally {
       release();
       releaseBig?.();
+    }
+  }
+
+  /**
+   * Reads, chunks and names a small file on this thread, synchronously. Used
+   * while a block worker reads a big file: a small file sent to the worker
+   * then waits behind the big file's windows, while this thread is two-thirds
+   * idle (bench/NOTES.md, "Eighth pass"), and the round trip costs more than
+   * the work. Its blocks, under 64 KiB, are named and sealed here anyway
+   * (block-engine.ts). The buffer goes back to the pool only once the writer
+   * has copied the chunks (`copiesInput`).
+   */
+  private async readSmallHere(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
+    const { cache, writer } = this.options;
+    // One byte more than lstat said: a file that grew since is then read by the worker, which streams any size.
+    const claim = Number(st.size) + 1;
+    const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_HERE + 1);
+    try {
+      let size = 0;
+      const fd = openSync(abs, 'r');
+      try {
+        for (let n = -1; n !== 0 && size < claim; size += n) n = readSync(fd, buffer, size, claim - size, null);
+      } finally {
+        closeSync(fd);
+      }
+      if (size === claim) return await this.readInWorker(reader, abs, id, st);
+      this.progress.bytesRead += size;
+      this.progress.filesReadHere += 1;
+      const chunker = new Chunker(await this.options.gear, this.options.sizes);
+      const chunks: Array<Promise<{ key: string; size: number }>> = [];
+      for (const chunk of chunker.split(buffer.subarray(0, size), true).chunks) chunks.push((await named(writer, chunk)).chunk);
+      const ref = await indexChunks(writer, await Promise.all(chunks), this.options.maxPlaintext);
+      if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
+      return { ref, size };
+    } finally {
+      // The writer has copied the chunks by now (copiesInput): the buffer may serve the next file.
+      if (this.smallBuffers.length < 8) this.smallBuffers.push(buffer);
     }
   }
 
