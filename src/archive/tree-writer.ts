@@ -60,7 +60,7 @@ interface HardLinkTarget {
 
 /** Files up to this size are read in one piece; bigger ones in windows of it (only the undecided tail of a window is copied). */
 const READ_SIZE = 16 * 1024 * 1024;
-/** Files up to this size may be read on the main thread (readSmallHere). */
+/** Files under this size may be read on the main thread (readSmallHere): their one block is named and sealed there too. */
 const SMALL_HERE = 64 * 1024;
 const SLASH = Buffer.from('/');
 /** Files above this size are read in windows of their own (see small-file.ts). */
@@ -362,7 +362,7 @@ export class TreeWriter {
     try {
       this.progress.current = relText;
       const reader = writer.fileReader;
-      if (reader !== null && writer.copiesInput && this.bigInWorker > 0 && st.size <= BigInt(SMALL_HERE)) return await this.readSmallHere(reader, abs, id, st);
+      if (reader !== null && writer.copiesInput && this.bigInWorker > 0 && st.size < BigInt(SMALL_HERE)) return await this.readSmallHere(reader, abs, id, st);
       if (reader !== null) {
         if (releaseBig === null) return await this.readInWorker(reader, abs, id, st);
         this.bigInWorker += 1;
@@ -425,7 +425,7 @@ export class TreeWriter {
    * while a block worker reads a big file: a small file sent to the worker
    * then waits behind the big file's windows, while this thread is two-thirds
    * idle (bench/NOTES.md, "Eighth pass"), and the round trip costs more than
-   * the work. Its blocks, under 64 KiB, are named and sealed here anyway
+   * the work. Its one block, under 64 KiB, is named and sealed here anyway
    * (block-engine.ts). The buffer goes back to the pool only once the writer
    * has copied the chunks (`copiesInput`).
    */
