@@ -224,3 +224,27 @@ test('rows of a version 1 cache file (paths as BLOBs) are kept when it is opened
     cache.close();
   }
 });
+
+test('forget deletes the rows of files under the snapshot\'s roots that it did not look up, and keeps those elsewhere', async () => {
+  const file = await filled('forget.sqlite', [
+    ['fp1', '/r/seen', KEY_A], ['fp1', '/r/gone', KEY_A], ['fp1', '/r/sub/gone', KEY_B], ['fp1', '/r/lost', KEY_GONE],
+    ['fp1', '/rx/other-root', KEY_A], ['fp1', '/elsewhere', KEY_B], ['fp2', '/r/another-archive', KEY_A],
+  ]);
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', await backendWith([KEY_A, KEY_B]));
+    assert.deepEqual(cache.lookup(Buffer.from('/r/seen'), ID), { level: 0, key: KEY_A });
+    // '/r/gone', '/r/sub/gone' (not looked up) and '/r/lost' (its key gone from the archive): 3 rows.
+    assert.equal(cache.forget(['/r']), 3);
+    assert.equal(cache.lookup(Buffer.from('/r/gone'), ID), null);
+  } finally {
+    cache.close();
+  }
+  const db = new Database(file, { readonly: true });
+  try {
+    const left = db.prepare('SELECT archive, path FROM files ORDER BY archive, path').raw().all();
+    assert.deepEqual(left, [['fp1', '/elsewhere'], ['fp1', '/r/seen'], ['fp1', '/rx/other-root'], ['fp2', '/r/another-archive']]);
+  } finally {
+    db.close();
+  }
+});

@@ -6,9 +6,10 @@
  * done again; a snapshot given up stops walking.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { Archive } from '../src/archive/archive.js';
 import { Extractor } from '../src/archive/extract.js';
 import { FileCache } from '../src/archive/file-cache.js';
@@ -174,6 +175,26 @@ test('a walk told to wait (`when` false: a cold cache) starts only at finish, an
       assert.equal(result.record.stats.files, FILES);
     } finally {
       cache.close();
+    }
+  } finally {
+    await archive.close();
+  }
+});
+
+test('a snapshot forgets the cache rows of files deleted since the last one (the cache does not grow with every file that ever was)', async () => {
+  const { archive } = await newArchive();
+  const src = makeSource('forgetting');
+  const cacheFile = path.join(scratch.dir, 'forgetting.sqlite');
+  try {
+    await cachedFirstSnapshot(archive, src, cacheFile);
+    rmSync(path.join(src, 'd3'), { recursive: true });
+    await cachedFirstSnapshot(archive, src, cacheFile);
+    const db = new Database(cacheFile, { readonly: true });
+    try {
+      assert.equal(db.prepare('SELECT count(*) FROM files').pluck().get(), FILES - 10);
+      assert.equal(db.prepare("SELECT count(*) FROM files WHERE path LIKE '%/d3/%'").pluck().get(), 0);
+    } finally {
+      db.close();
     }
   } finally {
     await archive.close();

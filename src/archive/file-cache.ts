@@ -51,6 +51,8 @@ interface Loaded {
   archive: string;
   entries: Map<string, string>;
   present: Set<string>;
+  /** Paths of the rows left out of `entries`: their key is gone from the archive. */
+  lost: string[];
 }
 
 /** The key at the end of an entry. */
@@ -71,6 +73,10 @@ function ownerOnly(file: string): void {
 
 export class FileCache {
   private valid = new Map<string, string>();
+  /** Paths looked up in this session: the files the snapshot saw (see `forget`). */
+  private readonly visited = new Set<string>();
+  /** Paths of rows read whose key the archive had lost: not in `valid`, and deleted by `forget` unless seen again. */
+  private lost: string[] = [];
   private staged: Row[] = [];
   private readonly insert: Database.Statement;
   private readonly select: Database.Statement<[string], [path: string, entry: string]>;
@@ -179,6 +185,7 @@ export class FileCache {
 
   private fill(loaded: Loaded): void {
     this.valid = loaded.entries;
+    this.lost = loaded.lost;
   }
 
   /** An archive's rows whose key the archive still has (existsMany, at most 4096 keys a call), and those keys. */
@@ -198,12 +205,21 @@ export class FileCache {
       const answers = await Promise.all(group.map((b) => backend.existsMany(b)));
       group.forEach((batch, j) => batch.forEach((key, k) => { if ((answers[j] as boolean[])[k] === true) present.add(key); }));
     }
-    if (present.size < keys.size) for (const [file, entry] of entries) if (!present.has(entryKey(entry))) entries.delete(file);
-    return { archive, entries, present };
+    const lost: string[] = [];
+    if (present.size < keys.size) {
+      for (const [file, entry] of entries) {
+        if (present.has(entryKey(entry))) continue;
+        entries.delete(file);
+        lost.push(file);
+      }
+    }
+    return { archive, entries, present, lost };
   }
 
   lookup(file: Buffer, id: FileIdentity): ContentRef | null {
-    const entry = this.valid.get(file.toString('latin1'));
+    const name = file.toString('latin1');
+    this.visited.add(name);
+    const entry = this.valid.get(name);
     if (entry === undefined) return null;
     const identity = `${id.size} ${id.mtimeNs} ${id.ctimeNs} ${id.ino} `;
     if (!entry.startsWith(identity)) return null;
@@ -230,6 +246,34 @@ export class FileCache {
     this.db.transaction(() => {
       for (const r of rows) this.insert.run(archive, r.path, r.size, r.mtime, r.ctime, r.inode, r.level, r.key);
     })();
+  }
+
+  /**
+   * After a whole snapshot of `roots` is committed: deletes this archive's
+   * rows of files under them that the snapshot did not look up (deleted,
+   * excluded or skipped since), and those whose key the archive lost. Rows
+   * were only ever added, so a tree whose files come and go made the cache,
+   * and every snapshot's reading of it, grow without end. Returns how many
+   * rows were deleted. A row deleted wrongly costs a read, nothing more.
+   */
+  forget(roots: string[]): number {
+    const archive = this.archive;
+    if (archive === null) throw new Error('FileCache.forget before use');
+    // The walk's own spelling of a path: the bytes of the resolved path, read as latin1.
+    const prefixes = roots.map((r) => Buffer.from(path.resolve(r)).toString('latin1')).map((r) => (r.endsWith('/') ? r : `${r}/`));
+    const under = (file: string): boolean => prefixes.some((prefix) => file.startsWith(prefix) || `${file}/` === prefix);
+    const gone: string[] = [];
+    for (const file of this.valid.keys()) if (!this.visited.has(file) && under(file)) gone.push(file);
+    for (const file of this.lost) if (!this.visited.has(file) && under(file)) gone.push(file);
+    if (gone.length > 0) {
+      const remove = this.db.prepare('DELETE FROM files WHERE archive = ? AND path = ?');
+      this.db.transaction(() => {
+        for (const file of gone) remove.run(archive, file);
+      })();
+      for (const file of gone) this.valid.delete(file);
+    }
+    this.lost = [];
+    return gone.length;
   }
 
   close(): void {

@@ -260,7 +260,10 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
           if (rootEntry !== undefined) record.rootEntry = rootEntry;
           return record;
         });
-        if (cache !== undefined && rows !== undefined) cache.commit(rows);
+        if (cache !== undefined && rows !== undefined) {
+          cache.commit(rows);
+          cache.forget(paths);
+        }
         return result;
       } catch (err) {
         // A walk still listing (the cache's check failed, say) stops instead of walking the rest of the tree.
