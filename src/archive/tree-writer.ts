@@ -348,7 +348,7 @@ export class TreeWriter {
 
   /** `cached`: what the file cache says this file holds (looked up by the caller), or null. */
   private async readFile(abs: Buffer, relText: string, st: BigIntStats, cached: ContentRef | null): Promise<{ ref: ContentRef | null; size: number } | null> {
-    const { cache, writer } = this.options;
+    const { writer } = this.options;
     const id = identity(st);
     this.progress.files += 1;
     if (st.size === 0n) return { ref: null, size: 0 };
@@ -406,11 +406,7 @@ export class TreeWriter {
       } finally {
         await handle.close();
       }
-      const ref = await indexChunks(writer, await Promise.all(chunks), this.options.maxPlaintext);
-      if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
-      this.sinceCheckpoint += size;
-      await this.maybeCheckpoint();
-      return { ref, size };
+      return await this.stored(abs, id, st, await Promise.all(chunks), size);
     } catch (err) {
       if (err instanceof BackendError) throw err;
       return this.skip(relText, (err as Error).message);
@@ -430,7 +426,7 @@ export class TreeWriter {
    * has copied the chunks (`copiesInput`).
    */
   private async readSmallHere(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
-    const { cache, writer } = this.options;
+    const { writer } = this.options;
     // One byte more than lstat said: a file that grew since is then read by the worker, which streams any size.
     const claim = Number(st.size) + 1;
     const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_HERE + 1);
@@ -448,9 +444,7 @@ export class TreeWriter {
       const chunker = new Chunker(await this.options.gear, this.options.sizes);
       const chunks: Array<Promise<{ key: string; size: number }>> = [];
       for (const chunk of chunker.split(buffer.subarray(0, size), true).chunks) chunks.push((await named(writer, chunk)).chunk);
-      const ref = await indexChunks(writer, await Promise.all(chunks), this.options.maxPlaintext);
-      if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
-      return { ref, size };
+      return await this.stored(abs, id, st, await Promise.all(chunks), size);
     } finally {
       // The writer has copied the chunks by now (copiesInput): the buffer may serve the next file.
       if (this.smallBuffers.length < 8) this.smallBuffers.push(buffer);
@@ -459,7 +453,7 @@ export class TreeWriter {
 
   /** readFile, with reading, chunking and naming done by the block engine's workers. */
   private async readInWorker(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
-    const { cache, writer } = this.options;
+    const { writer } = this.options;
     const chunks: Array<{ key: string; size: number }> = [];
     let size = 0;
     for await (const window of reader(abs, Number(st.size))) {
@@ -468,6 +462,16 @@ export class TreeWriter {
       const keys = await writer.adopt(window.blocks);
       window.blocks.forEach((b, i) => chunks.push({ key: keys[i] as string, size: b.size }));
     }
+    return this.stored(abs, id, st, chunks, size);
+  }
+
+  /**
+   * The end of every way of reading a file: its content reference made from
+   * its chunks, remembered in the file cache (when the file was read whole,
+   * as lstat saw it), and its bytes counted towards the next checkpoint.
+   */
+  private async stored(abs: Buffer, id: FileIdentity, st: BigIntStats, chunks: Array<{ key: string; size: number }>, size: number): Promise<{ ref: ContentRef | null; size: number }> {
+    const { cache, writer } = this.options;
     const ref = await indexChunks(writer, chunks, this.options.maxPlaintext);
     if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);
     this.sinceCheckpoint += size;
