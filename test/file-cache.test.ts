@@ -248,3 +248,18 @@ test('forget deletes the rows of files under the snapshot\'s roots that it did n
     db.close();
   }
 });
+
+test('forget of a file given as a root deletes that file\'s row only, and of / every row not looked up', async () => {
+  const file = await filled('forget-roots.sqlite', [['fp1', '/f', KEY_A], ['fp1', '/f2', KEY_A], ['fp1', '/d/g', KEY_A]]);
+  const backend = await backendWith([KEY_A]);
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', backend);
+    assert.equal(cache.forget(['/f']), 1, 'the snapshot of /f did not find it: its row goes, /f2 stays');
+    assert.equal(cache.lookup(Buffer.from('/f2'), ID) !== null, true);
+    assert.equal(cache.forget(['/']), 1, '/f2 was looked up just now; /d/g was not');
+    assert.equal(cache.lookup(Buffer.from('/d/g'), ID), null);
+  } finally {
+    cache.close();
+  }
+});
