@@ -2,6 +2,7 @@ import { BackendError } from '../backends/errors.js';
 import type { Archive } from './archive.js';
 import type { BlockWriter } from './block-writer.js';
 import { decodeRef, encodeRef, type ContentRef } from './content-ref.js';
+import type { ByteBudget } from './byte-budget.js';
 import { BlockType } from './format.js';
 import { pack, unpack } from './pack.js';
 
@@ -69,29 +70,59 @@ export async function dataBlocks(archive: Archive, ref: ContentRef): Promise<Arr
   return out;
 }
 
+export interface ReadContentOptions {
+  /** Blocks read ahead of the one being used (default 8). */
+  ahead?: number;
+  /**
+   * Shared by several readers: a block read ahead holds its size of it until
+   * the reader has used it and asks for the next one.
+   */
+  budget?: ByteBudget;
+  /** The content's size, for the budget of a reference to one block (whose size no index gives). */
+  size?: number;
+}
+
 /** The bytes behind a reference, block by block, fetching a few blocks ahead. */
-export async function* readContent(archive: Archive, ref: ContentRef | null, ahead = 8): AsyncGenerator<Buffer> {
+export async function* readContent(archive: Archive, ref: ContentRef | null, options: ReadContentOptions = {}): AsyncGenerator<Buffer> {
   if (ref === null) return;
+  const { ahead = 8, budget } = options;
   const blocks = await dataBlocks(archive, ref);
-  const queue: Array<Promise<Buffer>> = [];
+  const queue: Array<Promise<{ data: Buffer; release: () => void }>> = [];
   let next = 0;
   const fill = (): void => {
     while (queue.length < ahead && next < blocks.length) {
       const block = blocks[next] as { key: string; size: number };
       next += 1;
-      const job = archive.readBlock(block.key, BlockType.data).then((data) => {
-        if (block.size >= 0 && data.length !== block.size) throw new BackendError('corrupt', `block ${block.key} holds ${data.length} bytes, its index says ${block.size}`);
-        return data;
+      const held = budget === undefined ? Promise.resolve(() => undefined) : budget.take(block.size >= 0 ? block.size : (options.size ?? 0));
+      const job = held.then(async (release) => {
+        try {
+          const data = await archive.readBlock(block.key, BlockType.data);
+          if (block.size >= 0 && data.length !== block.size) throw new BackendError('corrupt', `block ${block.key} holds ${data.length} bytes, its index says ${block.size}`);
+          return { data, release };
+        } catch (err) {
+          release();
+          throw err;
+        }
       });
       job.catch(() => undefined);
       queue.push(job);
     }
   };
-  fill();
-  while (queue.length > 0) {
-    const data = await (queue.shift() as Promise<Buffer>);
+  let using: (() => void) | null = null;
+  try {
     fill();
-    yield data;
+    while (queue.length > 0) {
+      const { data, release } = await (queue.shift() as Promise<{ data: Buffer; release: () => void }>);
+      using = release;
+      fill();
+      yield data;
+      release();
+      using = null;
+    }
+  } finally {
+    // Stopped early (a failed write, a reader that returned): what was read ahead gives its share back.
+    using?.();
+    for (const job of queue) job.then(({ release }) => release(), () => undefined);
   }
 }
 

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BackendError } from '../backends/errors.js';
 import type { Archive } from './archive.js';
+import { ByteBudget } from './byte-budget.js';
 import { readContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
@@ -50,6 +51,8 @@ export class Extractor {
   /** Files written (or being written), by path from the snapshot root: hard links wait for theirs. */
   private readonly extracted = new Map<string, Promise<Buffer>>();
   private readonly writing = new Semaphore(8);
+  /** The blocks of the files being written, read ahead of their writes: bytes held at once. */
+  private readonly readAhead = new ByteBudget(32 * 1024 * 1024);
   /** Directory blocks read ahead of the walk, and how many are read at once. */
   private readonly listings = new Map<Entry, Promise<Entry[]>>();
   private readonly reading = new Semaphore(8);
@@ -239,7 +242,7 @@ export class Extractor {
     try {
       let position = 0;
       let end = 0;
-      for await (const block of readContent(this.archive, entry.content ?? null)) {
+      for await (const block of readContent(this.archive, entry.content ?? null, { budget: this.readAhead, size: entry.size })) {
         const written = writingTo(target, () => writeSparse(fd, block, position));
         if (written > 0) end = position + written;
         position += block.length;
