@@ -67,3 +67,26 @@ test('bad arguments are refused with an error, never written past the output', (
   assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head, 'text', guard), TypeError);
   assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head), /6 arguments/);
 });
+
+test('openTransient gives the bytes open gives, in a buffer it uses again, and refuses what open refuses', () => {
+  const keys = deriveKeys(newMasterKey());
+  const codec = new BlockCodec(keys.block);
+  for (const plain of [Buffer.alloc(100_000, 'compressible text '), randomBytes(70_000), Buffer.alloc(10, 'a'), Buffer.alloc(3 * 1024 * 1024, 'z')]) {
+    const key = blockKey(keys.blockHash, BlockType.data, plain);
+    const sealed = codec.seal(key, BlockType.data, plain);
+    assert.ok(codec.openTransient(key, BlockType.data, sealed).equals(plain));
+    assert.ok(codec.open(key, BlockType.data, sealed).equals(plain));
+  }
+  const a = Buffer.alloc(50_000, 'first ');
+  const b = Buffer.alloc(40_000, 'second ');
+  const keyA = blockKey(keys.blockHash, BlockType.data, a);
+  const keyB = blockKey(keys.blockHash, BlockType.data, b);
+  const openedA = codec.openTransient(keyA, BlockType.data, codec.seal(keyA, BlockType.data, a));
+  const openedB = codec.openTransient(keyB, BlockType.data, codec.seal(keyB, BlockType.data, b));
+  assert.equal(openedA.buffer, openedB.buffer, 'compressed blocks are decompressed into one buffer, used again');
+  const sealed = codec.seal(keyA, BlockType.data, a);
+  const flipped = Buffer.from(sealed);
+  flipped[20] = (flipped[20] as number) ^ 1;
+  assert.throws(() => codec.openTransient(keyA, BlockType.data, flipped), /authentication failed/);
+  assert.throws(() => codec.openTransient(keyA, BlockType.chunkIndex, sealed), /is of type 1, expected 2/);
+});

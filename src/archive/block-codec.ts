@@ -87,11 +87,17 @@ export function sealBlock(encryptionKey: Buffer, nonce: Buffer, key: string, hea
   return Buffer.concat([Buffer.of(BLOCK_VERSION), nonce, sealedHead, body, tail, cipher.getAuthTag()]);
 }
 
+/** Largest plaintext `openTransient` decompresses into its own buffer (a block is at most 8 MiB). */
+const MAX_TRANSIENT = 8 * 1024 * 1024;
+
 export class BlockCodec {
   private readonly cctx = new zstd.CCtx();
   /** Where blocks are compressed; used again for every block (the output is encrypted from it at once). */
   private scratch = Buffer.alloc(0);
   private readonly decompressor = new Decompressor();
+  private readonly dctx = new zstd.DCtx();
+  /** Where `openTransient` decompresses. */
+  private plainScratch = Buffer.alloc(0);
 
   constructor(private readonly encryptionKey: Buffer, private readonly compression: Compression = 'zstd', level = 3) {
     this.cctx.setParameter(zstd.CParameter.compressionLevel, level);
@@ -132,6 +138,39 @@ export class BlockCodec {
 
   /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */
   open(key: string, type: BlockType, sealed: Uint8Array): Buffer {
+    const [method, payload] = this.decrypt(key, type, sealed);
+    if (method === 0) return payload;
+    try {
+      return this.decompressor.decompress(payload);
+    } catch (err) {
+      throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * As `open`, but a compressed block is decompressed into a buffer this
+   * codec keeps and uses again: the plaintext is valid until the next call.
+   * For a reader that uses it at once (the restore thread writes it to a
+   * file): no block-sized buffer per block for the collector to free.
+   */
+  openTransient(key: string, type: BlockType, sealed: Uint8Array): Buffer {
+    const [method, payload] = this.decrypt(key, type, sealed);
+    if (method === 0) return payload;
+    const size = zstd.getFrameContentSize(payload);
+    if (size === null || size > MAX_TRANSIENT) return this.open(key, type, sealed);
+    if (this.plainScratch.length < size) this.plainScratch = Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
+    let written: number;
+    try {
+      written = this.dctx.decompress(this.plainScratch, payload);
+    } catch (err) {
+      throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
+    }
+    if (written !== size) throw new BackendError('corrupt', `block ${key} decompresses to ${written} bytes, its frame says ${size}`);
+    return this.plainScratch.subarray(0, written);
+  }
+
+  /** Checks and decrypts a sealed block: its compression method and payload. */
+  private decrypt(key: string, type: BlockType, sealed: Uint8Array): [method: 0 | 1, payload: Buffer] {
     if (sealed.length < 1 + 12 + 2 + 16 || sealed[0] !== BLOCK_VERSION) {
       throw new BackendError('corrupt', `block ${key} is damaged (bad header)`);
     }
@@ -149,15 +188,7 @@ export class BlockCodec {
       throw new BackendError('corrupt', `block ${key} is damaged or was tampered with (authentication failed)`);
     }
     if (plain[1] !== type) throw new BackendError('corrupt', `block ${key} is of type ${plain[1]}, expected ${type}`);
-    const payload = plain.subarray(2);
-    if (plain[0] === 0) return payload;
-    if (plain[0] === 1) {
-      try {
-        return this.decompressor.decompress(payload);
-      } catch (err) {
-        throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
-      }
-    }
-    throw new BackendError('corrupt', `block ${key} names an unknown compression ${plain[0]}`);
+    if (plain[0] !== 0 && plain[0] !== 1) throw new BackendError('corrupt', `block ${key} names an unknown compression ${plain[0]}`);
+    return [plain[0], plain.subarray(2)];
   }
 }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, promises as fsp, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, mkdirSync, promises as fsp, symlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BackendError } from '../backends/errors.js';
@@ -9,6 +10,8 @@ import { ByteBudget } from './byte-budget.js';
 import { readContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
+import { applyMetadata, createRestoredFile, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
+import { RestoreThread } from './restore-thread.js';
 import { Semaphore } from './semaphore.js';
 import { EventLoopSlices } from './event-loop-slices.js';
 import { displayName, isSafeName, type Entry, type Time } from './tree-entry.js';
@@ -28,6 +31,12 @@ export interface ExtractOptions {
   from?: string[];
   onWarning?: (path: string, message: string) => void;
   onProgress?: (stats: ExtractStats) => void;
+  /**
+   * Whether files are also written by a second thread (RestoreThread).
+   * Default: when the machine has more than one core, unless the
+   * environment variable CAIRN_RESTORE_THREAD is "0".
+   */
+  thread?: boolean;
 }
 
 function seconds(t: Time): number {
@@ -64,8 +73,15 @@ export class Extractor {
   /** The walk and most reads are synchronous: it lets the event loop turn every few ms (see EventLoopSlices). */
   private readonly slices = new EventLoopSlices();
   private root = '';
+  /** The second thread that writes files of one block, when there is one. */
+  private readonly thread: RestoreThread | null;
+  /** Files written by that thread. */
+  filesInThread = 0;
 
-  constructor(private readonly archive: Archive, private readonly options: ExtractOptions = {}) {}
+  constructor(private readonly archive: Archive, private readonly options: ExtractOptions = {}) {
+    const thread = options.thread ?? (availableParallelism() > 1 && process.env.CAIRN_RESTORE_THREAD !== '0');
+    this.thread = thread ? new RestoreThread(archive.keys.block) : null;
+  }
 
   async extract(entry: Entry, dest: string): Promise<ExtractStats> {
     const root = path.resolve(dest);
@@ -81,6 +97,7 @@ export class Extractor {
     } finally {
       // Nothing goes on writing after extract has answered, even when the walk failed.
       while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.thread?.close();
     }
     if (this.failure !== null) throw this.failure;
     // Last, children before parents: a directory's times and mode once nothing more is written in it.
@@ -133,6 +150,9 @@ export class Extractor {
       const childRel = [...rel, child.name];
       if (child.type === 'dir') {
         await this.directory(child, childTarget, childRel, false);
+      } else if (this.thread !== null && child.type === 'file' && child.content?.level === 0 && this.thread.hasRoom(child.size)) {
+        // Not counted against `writing`: the thread's own limits apply.
+        this.start(this.leaf(child, childTarget, childRel, this.thread.claim(child.size)));
       } else {
         const release = await this.writing.acquire();
         if (this.failure !== null) {
@@ -170,12 +190,13 @@ export class Extractor {
     }
   }
 
-  private async leaf(entry: Entry, target: Buffer, rel: Buffer[]): Promise<void> {
+  /** Restores anything but a directory; `claim`: a file of one block written by the restore thread. */
+  private async leaf(entry: Entry, target: Buffer, rel: Buffer[], claim?: { size: number }): Promise<void> {
     switch (entry.type) {
       case 'dir':
         return this.directory(entry, target, rel, false);
       case 'file': {
-        const written = this.file(entry, target).then(() => target);
+        const written = (claim !== undefined ? this.fileInThread(entry, target, claim) : this.file(entry, target)).then(() => target);
         written.catch(() => undefined);
         this.extracted.set(linkKey(rel), written);
         await written;
@@ -238,7 +259,7 @@ export class Extractor {
    * asynchronously, so other files go on meanwhile.
    */
   private async file(entry: Entry, target: Buffer): Promise<void> {
-    const fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fd = createRestoredFile(target);
     try {
       let position = 0;
       let end = 0;
@@ -261,64 +282,38 @@ export class Extractor {
   }
 
   /**
-   * Owner, mode and times. Synchronous on purpose: on a file or directory
-   * just made these only change its inode in memory, and three calls through
-   * the thread pool cost the walk several times what the calls themselves do.
+   * A file of one block, through the restore thread: its block is read here
+   * (backends are used from this thread only) and handed over sealed.
    */
-  private metadata(entry: Entry, target: Buffer, kind: 'file' | 'dir' | 'symlink' | 'special'): void {
-    const attempt = (what: string, set: () => void): void => {
-      try {
-        set();
-      } catch (err) {
-        this.warn(target, `${what} not restored: ${(err as Error).message}`);
-      }
-    };
-    if (this.isRoot) {
-      const uid = this.names.uidOf(entry.user) ?? entry.uid;
-      const gid = this.names.gidOf(entry.group) ?? entry.gid;
-      attempt('owner', () => lchownSync(target, uid, gid));
+  private async fileInThread(entry: Entry, target: Buffer, claim: { size: number }): Promise<void> {
+    const thread = this.thread as RestoreThread;
+    const key = (entry.content as { key: string }).key;
+    let sealed: Uint8Array | null;
+    try {
+      sealed = await this.archive.backend.get(key);
+      if (sealed === null) throw new BackendError('corrupt', `block ${key} is missing from the archive`);
+    } catch (err) {
+      thread.cancel(claim);
+      throw err;
     }
-    if (kind !== 'symlink') attempt('mode', () => chmodSync(target, entry.mode & 0o7777));
+    const warnings = await thread.write(claim, { path: target.toString('latin1'), key, size: entry.size, meta: this.restoredMetadata(entry) }, sealed);
+    for (const [what, message] of warnings) this.warn(target, `${what} not restored: ${message}`);
+    this.filesInThread += 1;
+    this.stats.files += 1;
+    this.stats.bytes += entry.size;
+  }
+
+  /** Owner (as far as the user's rights allow: root only), mode and times of an entry. */
+  private restoredMetadata(entry: Entry): RestoredMetadata {
     const mtime = seconds(entry.mtime);
-    attempt('times', () => lutimesSync(target, entry.atime ? seconds(entry.atime) : mtime, mtime));
+    const meta: RestoredMetadata = { mode: entry.mode, atime: entry.atime ? seconds(entry.atime) : mtime, mtime };
+    if (this.isRoot) meta.owner = [this.names.uidOf(entry.user) ?? entry.uid, this.names.gidOf(entry.group) ?? entry.gid];
+    return meta;
   }
-}
 
-/** Runs a write to `target`; its failure (EFBIG, ENOSPC, EIO: calls on a descriptor, whose errors name no file) says which file. */
-function writingTo<T>(target: Buffer, write: () => T): T {
-  try {
-    return write();
-  } catch (err) {
-    throw new Error(`cannot write ${displayName(target)}: ${(err as Error).message}`, { cause: err });
+  private metadata(entry: Entry, target: Buffer, kind: RestoredKind): void {
+    applyMetadata(target, this.restoredMetadata(entry), kind, (what, message) => this.warn(target, `${what} not restored: ${message}`));
   }
-}
-
-const PAGE = 64 * 1024;
-const ZERO = Buffer.alloc(PAGE);
-
-/**
- * Writes a block at `position`, leaving holes where whole 64 KiB pages are
- * zero (the caller sets the length when the file ends in one). Returns how
- * far into the block the last byte written ends (0: nothing written).
- */
-function writeSparse(fd: number, block: Buffer, position: number): number {
-  let start = -1;
-  let end = 0;
-  const put = (from: number, to: number): void => {
-    for (let at = from; at < to;) at += writeSync(fd, block, at, to - at, position + at);
-    end = to;
-  };
-  for (let i = 0; i < block.length; i += PAGE) {
-    const page = block.subarray(i, Math.min(block.length, i + PAGE));
-    const zero = page.equals(ZERO.subarray(0, page.length));
-    if (!zero && start < 0) start = i;
-    if (zero && start >= 0) {
-      put(start, i);
-      start = -1;
-    }
-  }
-  if (start >= 0) put(start, block.length);
-  return end;
 }
 
 /** DEST must not exist (it is created) or be an empty directory. */
