@@ -60,8 +60,12 @@ export class Extractor {
   /** Files written (or being written), by path from the snapshot root: hard links wait for theirs. */
   private readonly extracted = new Map<string, Promise<Buffer>>();
   private readonly writing = new Semaphore(8);
-  /** The blocks of the files being written, read ahead of their writes: bytes held at once. */
-  private readonly readAhead = new ByteBudget(32 * 1024 * 1024);
+  /**
+   * The blocks of the files being written, read ahead of their writes: bytes
+   * held at once. With 32 MiB the full bench tree's restore peaked at
+   * 232-242 MiB, with 8 MiB at 215-224 MiB, as fast (bench/NOTES.md).
+   */
+  private readonly readAhead = new ByteBudget(8 * 1024 * 1024);
   /** Directory blocks read ahead of the walk, and how many are read at once. */
   private readonly listings = new Map<Entry, Promise<Entry[]>>();
   private readonly reading = new Semaphore(8);

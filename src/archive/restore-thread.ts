@@ -26,7 +26,7 @@ export interface RestoreReply {
 /** Files handed to the thread and not yet written, at most: enough to keep it busy between the main thread's turns. */
 const MAX_FILES = 64;
 /** Sealed bytes handed to the thread and not yet written, at most (memory). */
-const MAX_BYTES = 8 * 1024 * 1024;
+const MAX_BYTES = 2 * 1024 * 1024;
 /** Jobs sent in one message (the first ones go at once, the rest when the batch fills or at the end of the turn). */
 const BATCH = 16;
 
