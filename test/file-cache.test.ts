@@ -6,11 +6,13 @@
  * rows of one archive.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Archive } from '../src/archive/archive.js';
 import { FileCache, type FileIdentity } from '../src/archive/file-cache.js';
+import { snapshotTree } from '../src/archive/snapshot.js';
 import { MemoryBackend } from '../src/backends/memory/memory-backend.js';
 import { scratchDir } from './support/scratch.js';
 
@@ -261,5 +263,40 @@ test('forget of a file given as a root deletes that file\'s row only, and of / e
     assert.equal(cache.lookup(Buffer.from('/d/g'), ID), null);
   } finally {
     cache.close();
+  }
+});
+
+test('a file cache locked by another program when the snapshot is stored: the snapshot succeeds with a warning, and the next one reads the files again', { timeout: 60_000 }, async () => {
+  const src = path.join(scratch.dir, 'locked-src');
+  mkdirSync(src, { recursive: true });
+  for (let i = 0; i < 20; i += 1) writeFileSync(path.join(src, `f${i}`), `file ${i}\n`.repeat(100));
+  const file = path.join(scratch.dir, 'locked.sqlite');
+  const archive = await Archive.initialise(new MemoryBackend(), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  const cache = FileCache.open(file);
+  // Another writer (a second cairn, an sqlite3 shell) holds the write lock past SQLite's 5 s wait.
+  const other = new Database(file);
+  other.exec('BEGIN IMMEDIATE');
+  const warnings: string[] = [];
+  let result: Awaited<ReturnType<typeof snapshotTree>>;
+  try {
+    result = await snapshotTree(archive, [src], { tag: 't', workers: 1, cache, onWarning: (m) => warnings.push(m) });
+  } finally {
+    other.exec('ROLLBACK');
+    other.close();
+    cache.close();
+  }
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0] as string, /file cache .*locked\.sqlite was not updated \(database is locked\): the next snapshot reads these files again/);
+  assert.equal((await archive.getTag('t'))?.head, result.id, 'the snapshot is stored and the tag moved');
+  // Nothing was cached: the next snapshot reads every file again, and caches them this time.
+  const again = FileCache.open(file);
+  try {
+    const second = await snapshotTree(archive, [src], { tag: 't', workers: 1, cache: again, onWarning: (m) => warnings.push(m) });
+    assert.equal(second.record.stats.bytesRead, 10 * 700 + 10 * 800, 'every file read again');
+    const third = await snapshotTree(archive, [src], { tag: 't', workers: 1, cache: again, onWarning: (m) => warnings.push(m) });
+    assert.equal(third.record.stats.bytesRead, 0, 'and cached by the second');
+    assert.equal(warnings.length, 1);
+  } finally {
+    again.close();
   }
 });

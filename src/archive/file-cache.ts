@@ -88,7 +88,7 @@ export class FileCache {
   /** Whose rows `assume` took: an archive's fingerprint, '' for none (the file was empty), null when it did not. */
   private assumed: string | null = null;
 
-  private constructor(private readonly db: Database.Database) {
+  private constructor(private readonly db: Database.Database, readonly file: string) {
     this.insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, unhex(?))');
     this.select = db.prepare<[string], [string, string]>(
       "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files WHERE archive = ?",
@@ -115,7 +115,7 @@ export class FileCache {
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
     }
-    return new FileCache(db);
+    return new FileCache(db, file);
   }
 
   /**

@@ -30,6 +30,8 @@ export interface SnapshotOptions {
   compression?: 'zstd' | 'none';
   compressionLevel?: number;
   onSkip?: (relPath: string, reason: string) => void;
+  /** What went wrong without failing the snapshot (the file cache could not be written, say). */
+  onWarning?: (message: string) => void;
   /** Receives the live counters once, to poll for a progress display. */
   onStart?: (progress: TreeProgress, writes: WriteStats) => void;
 }
@@ -193,7 +195,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
         onCheckpoint: cache === undefined ? undefined : async () => {
           const rows = cache.takeStaged();
           await writer.flush();
-          cache.commit(rows);
+          updateCache(cache, options, () => cache.commit(rows));
         },
       }),
     };
@@ -260,9 +262,12 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
           if (rootEntry !== undefined) record.rootEntry = rootEntry;
           return record;
         });
+        // The snapshot is stored: a file cache that cannot be written now is a warning, not a failed backup.
         if (cache !== undefined && rows !== undefined) {
-          cache.commit(rows);
-          cache.forget(paths);
+          updateCache(cache, options, () => {
+            cache.commit(rows);
+            cache.forget(paths);
+          });
         }
         return result;
       } catch (err) {
@@ -274,6 +279,19 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
       }
     },
   };
+}
+
+/**
+ * Writes to the file cache, which only saves reading unchanged files again:
+ * when it fails (its file locked by another program for longer than SQLite
+ * waits, a full disk), the snapshot goes on and says so.
+ */
+function updateCache(cache: FileCache, options: SnapshotOptions, update: () => void): void {
+  try {
+    update();
+  } catch (err) {
+    options.onWarning?.(`the file cache ${cache.file} was not updated (${(err as Error).message}): the next snapshot reads these files again`);
+  }
 }
 
 /** `cairn snapshot-stream`: one byte stream (zfs send, tar …) chunked, deduplicated and sealed like a file. */

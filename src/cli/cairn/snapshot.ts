@@ -96,6 +96,9 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     onSkip: (path, reason) => {
       if (options.quiet !== true) (progress ?? { log: (t: string) => process.stderr.write(`${t}\n`) }).log(`skipped ${path}: ${reason}`);
     },
+    onWarning: (message) => {
+      if (options.quiet !== true) (progress ?? { log: (t: string) => process.stderr.write(`${t}\n`) }).log(`warning: ${message}`);
+    },
     onStart: (tree, writes) => {
       const begun = Date.now();
       progress = new Progress(() => {
