@@ -25,7 +25,7 @@ export interface RestoreReply {
 
 /** Files handed to the thread and not yet written, at most: enough to keep it busy between the main thread's turns. */
 const MAX_FILES = 64;
-/** Sealed bytes handed to the thread and not yet written, at most (memory). */
+/** Bytes of the files (their sizes) handed to the thread and not yet written, at most (memory). */
 const MAX_BYTES = 2 * 1024 * 1024;
 /** Jobs sent in one message (the first ones go at once, the rest when the batch fills or at the end of the turn). */
 const BATCH = 16;
@@ -54,7 +54,7 @@ export class RestoreThread {
 
   constructor(private readonly encryptionKey: Buffer) {}
 
-  /** Whether a file of `size` sealed bytes may go to the thread now. */
+  /** Whether a file of `size` bytes may go to the thread now (one always may when the thread has none). */
   hasRoom(size: number): boolean {
     return this.failed === null && this.files < MAX_FILES && (this.bytes + size <= MAX_BYTES || this.files === 0);
   }
@@ -66,6 +66,7 @@ export class RestoreThread {
     return { size };
   }
 
+  /** Gives back a claim: its file is written, failed, or will not go to the thread after all. */
   cancel(claim: { size: number }): void {
     this.files -= 1;
     this.bytes -= claim.size;
