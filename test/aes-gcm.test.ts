@@ -90,3 +90,13 @@ test('openTransient gives the bytes open gives, in a buffer it uses again, and r
   assert.throws(() => codec.openTransient(keyA, BlockType.data, flipped), /authentication failed/);
   assert.throws(() => codec.openTransient(keyA, BlockType.chunkIndex, sealed), /is of type 1, expected 2/);
 });
+
+test('a block sealed with the right key whose payload is not a zstd frame is corrupt, through open and openTransient alike', () => {
+  const keys = deriveKeys(newMasterKey());
+  const codec = new BlockCodec(keys.block);
+  const key = randomBytes(32).toString('hex');
+  // Marked compressed (method 1), but the payload is not zstd: only a writer with the key can make this.
+  const sealed = sealBlock(keys.block, randomBytes(12), key, Buffer.of(1, BlockType.data), Buffer.from('not a zstd frame at all'));
+  assert.throws(() => codec.open(key, BlockType.data, sealed), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'corrupt' && /does not decompress/.test(err.message));
+  assert.throws(() => codec.openTransient(key, BlockType.data, sealed), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'corrupt' && /does not decompress/.test(err.message));
+});

@@ -139,12 +139,7 @@ export class BlockCodec {
   /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */
   open(key: string, type: BlockType, sealed: Uint8Array): Buffer {
     const [method, payload] = this.decrypt(key, type, sealed);
-    if (method === 0) return payload;
-    try {
-      return this.decompressor.decompress(payload);
-    } catch (err) {
-      throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
-    }
+    return method === 0 ? payload : this.decompressed(key, () => this.decompressor.decompress(payload));
   }
 
   /**
@@ -156,17 +151,24 @@ export class BlockCodec {
   openTransient(key: string, type: BlockType, sealed: Uint8Array): Buffer {
     const [method, payload] = this.decrypt(key, type, sealed);
     if (method === 0) return payload;
-    const size = zstd.getFrameContentSize(payload);
-    if (size === null || size > MAX_TRANSIENT) return this.open(key, type, sealed);
-    if (this.plainScratch.length < size) this.plainScratch = Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
-    let written: number;
+    return this.decompressed(key, () => {
+      const size = zstd.getFrameContentSize(payload);
+      // A frame that does not say its size (cairn's always do) or is too big: a buffer of its own.
+      if (size === null || size > MAX_TRANSIENT) return this.decompressor.decompress(payload);
+      if (this.plainScratch.length < size) this.plainScratch = Buffer.allocUnsafeSlow(Math.max(size, 64 * 1024));
+      const written = this.dctx.decompress(this.plainScratch, payload);
+      if (written !== size) throw new Error(`${written} bytes where its frame says ${size}`);
+      return this.plainScratch.subarray(0, written);
+    });
+  }
+
+  /** Runs a decompression of `key`'s payload; any failure (a frame zstd refuses, a wrong size) is `corrupt`. */
+  private decompressed(key: string, decompress: () => Buffer): Buffer {
     try {
-      written = this.dctx.decompress(this.plainScratch, payload);
+      return decompress();
     } catch (err) {
       throw new BackendError('corrupt', `block ${key} does not decompress: ${(err as Error).message}`);
     }
-    if (written !== size) throw new BackendError('corrupt', `block ${key} decompresses to ${written} bytes, its frame says ${size}`);
-    return this.plainScratch.subarray(0, written);
   }
 
   /** Checks and decrypts a sealed block: its compression method and payload. */
