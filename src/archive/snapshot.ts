@@ -13,6 +13,7 @@ import { BackendError } from '../backends/errors.js';
 import type { Backend } from '../backends/backend.js';
 import { writeSnapshotRecord, type SnapshotRecord, type SnapshotStats } from './snapshot-record.js';
 import { TreeWriter, type TreeProgress } from './tree-writer.js';
+import { ListingThread } from './listing-thread.js';
 import type { Entry } from './tree-entry.js';
 import type { Rule } from './rules.js';
 import type { WriteStats } from './block-writer.js';
@@ -34,6 +35,12 @@ export interface SnapshotOptions {
   onWarning?: (message: string) => void;
   /** Receives the live counters once, to poll for a progress display. */
   onStart?: (progress: TreeProgress, writes: WriteStats) => void;
+  /**
+   * Whether a thread lists the directories ahead of the walk
+   * (listing-thread.ts). Default: yes, unless the environment variable
+   * CAIRN_LISTING_THREAD is "0".
+   */
+  listingThread?: boolean;
 }
 
 export interface SnapshotResult {
@@ -105,6 +112,8 @@ export interface StartOptions {
    * than it gains.
    */
   when?: Promise<boolean>;
+  /** The walk begins before `finish` only if the listing thread finds the tree warm (without the thread, it does not). */
+  whenWarm?: boolean;
 }
 
 /** A snapshot started before its archive is unlocked (see startSnapshot). */
@@ -171,6 +180,10 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
   const cache = options.cache;
   let finishing = false;
   let abandoned = false;
+  const listingThread = options.listingThread ?? process.env.CAIRN_LISTING_THREAD !== '0';
+  const listings = listingThread ? new ListingThread(paths, options.excludeAbsolute) : null;
+  /** Only the first walk takes the thread's listings: a walk given up and begun again lists for itself. */
+  let listingsFor: TreeWriter | null = null;
 
   const newWalk = (): Walk => {
     const engine = withResolvers<BlockEngine>();
@@ -192,6 +205,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
           if (walk.heldSkips !== null) walk.heldSkips.push([path, reason]);
           else options.onSkip?.(path, reason);
         },
+        listings: listingsFor === null && listings !== null ? listings : undefined,
         onCheckpoint: cache === undefined ? undefined : async () => {
           const rows = cache.takeStaged();
           await writer.flush();
@@ -199,6 +213,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
         },
       }),
     };
+    listingsFor ??= walk.tree;
     return walk;
   };
   const run = (walk: Walk): void => {
@@ -214,7 +229,8 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
 
   let walk = newWalk();
   const assumed = cache === undefined ? Promise.resolve(true) : cache.assume();
-  const ready = Promise.all([assumed, early.when ?? true]).then(([ok, when]) => ok && when);
+  const warm = early.whenWarm !== true ? true : listings === null ? false : listings.cold.then((cold) => !cold);
+  const ready = Promise.all([assumed, early.when ?? true, warm]).then(([ok, when, isWarm]) => ok && when && isWarm);
   const walksWithCache = ready.then((ok) => {
     if (!ok || abandoned || finishing || walk.result !== null) return false;
     run(walk);
@@ -230,6 +246,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
       if (finishing || abandoned) return;
       abandoned = true;
       giveUp(walk);
+      listings?.close();
     },
     finish: async (archive) => {
       if (abandoned || finishing) throw new Error('this snapshot was finished or given up already');
@@ -275,6 +292,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
         giveUp(walk);
         throw err;
       } finally {
+        listings?.close();
         await engine.close();
       }
     },

@@ -1,4 +1,6 @@
 import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats } from 'node:fs';
+import type { Listing, WalkStat } from './listing.js';
+import type { ListingThread } from './listing-thread.js';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
 import { named, type BlockWriter } from './block-writer.js';
@@ -46,11 +48,8 @@ export interface TreeWriterOptions {
   /** Called after roughly every `checkpointBytes` read, to flush and commit the file cache. */
   onCheckpoint?: () => Promise<void>;
   checkpointBytes?: number;
-}
-
-interface Listing {
-  names: Buffer[];
-  stats: Array<BigIntStats | Error>;
+  /** Listings made ahead by a thread of their own (listing-thread.ts); the walk lists what it does not find there. */
+  listings?: ListingThread | undefined;
 }
 
 interface HardLinkTarget {
@@ -67,7 +66,7 @@ const SLASH = Buffer.from('/');
 const BIG_FILE = BigInt(SMALL_FILE_BYTES);
 
 /** What the file cache compares to tell a file unchanged. */
-function identity(st: BigIntStats): FileIdentity {
+function identity(st: WalkStat): FileIdentity {
   return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino };
 }
 const RULE_FILE = Buffer.from('.cairn');
@@ -160,7 +159,7 @@ export class TreeWriter {
     this.abandoned = reason;
   }
 
-  private baseEntry(name: Buffer, st: BigIntStats, type: Entry['type']): Entry {
+  private baseEntry(name: Buffer, st: WalkStat, type: Entry['type']): Entry {
     const uid = Number(st.uid);
     const gid = Number(st.gid);
     const entry: Entry = { name, type, mode: Number(st.mode & 0o7777n), uid, gid, mtime: time(st.mtimeNs), size: 0 };
@@ -196,10 +195,10 @@ export class TreeWriter {
         this.skip(`${relText}/.cairn`, `rules not used: ${(err as Error).message}`);
       }
     }
-    const children: Array<{ name: Buffer; abs: Buffer; rel: string; st: BigIntStats }> = [];
+    const children: Array<{ name: Buffer; abs: Buffer; rel: string; st: WalkStat }> = [];
     for (let i = 0; i < names.length; i += 1) {
       const name = names[i] as Buffer;
-      const st = stats[i] as BigIntStats | Error;
+      const st = stats[i] as WalkStat | Error;
       const childAbs = Buffer.concat([abs, SLASH, name]);
       const childRel = `${relText}/${name.toString('utf8')}`;
       if (st instanceof Error) {
@@ -229,7 +228,7 @@ export class TreeWriter {
   }
 
   /** The regex list decides first; then the last matching rule; else the path is included. */
-  private included(abs: Buffer, relText: string, st: BigIntStats, rules: Rule[]): boolean {
+  private included(abs: Buffer, relText: string, st: WalkStat, rules: Rule[]): boolean {
     const isDir = st.isDirectory();
     const byRegex = this.options.include?.(isDir ? `${relText}/` : relText, isDir) ?? null;
     if (byRegex !== null) return byRegex;
@@ -249,8 +248,10 @@ export class TreeWriter {
   private async list(abs: Buffer): Promise<Listing> {
     await this.slices.pause();
     if (this.abandoned !== null) throw this.abandoned;
+    const ahead = await this.options.listings?.take(abs);
+    if (ahead !== undefined && ahead !== null) return ahead;
     const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
-    const stats = names.map((name): BigIntStats | Error => {
+    const stats = names.map((name): WalkStat | Error => {
       try {
         return lstatSync(Buffer.concat([abs, SLASH, name]), { bigint: true });
       } catch (err) {
@@ -265,7 +266,7 @@ export class TreeWriter {
    * whole subtree listed): the promise inside settles with the entry when
    * its contents are stored. A file's reading is started, not awaited.
    */
-  private async child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: BigIntStats, rules: Rule[]): Promise<{ entry: Promise<Entry | null> }> {
+  private async child(abs: Buffer, name: Buffer, parentRel: Buffer[], parentText: string, st: WalkStat, rules: Rule[]): Promise<{ entry: Promise<Entry | null> }> {
     const rel = [...parentRel, name];
     const relText = `${parentText}/${name.toString('utf8')}`;
     if (st.isDirectory()) {
@@ -289,7 +290,7 @@ export class TreeWriter {
     return { entry: started };
   }
 
-  private leaf(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
+  private leaf(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: WalkStat): Promise<Entry | null> {
     if (st.isFile()) return this.file(abs, name, rel, relText, st);
     if (st.isSymbolicLink()) {
       return fsp.readlink(abs, { encoding: 'buffer' }).then((target) => {
@@ -309,7 +310,7 @@ export class TreeWriter {
     return Promise.resolve(this.skip(relText, 'unknown file type'));
   }
 
-  private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: BigIntStats): Promise<Entry | null> {
+  private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: WalkStat): Promise<Entry | null> {
     const entry = this.baseEntry(name, st, 'file');
     const cached = this.options.cache?.lookup(abs, identity(st)) ?? null;
     if (cached === null && st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null) this.prefetch.add(abs);
@@ -347,7 +348,7 @@ export class TreeWriter {
   }
 
   /** `cached`: what the file cache says this file holds (looked up by the caller), or null. */
-  private async readFile(abs: Buffer, relText: string, st: BigIntStats, cached: ContentRef | null): Promise<{ ref: ContentRef | null; size: number } | null> {
+  private async readFile(abs: Buffer, relText: string, st: WalkStat, cached: ContentRef | null): Promise<{ ref: ContentRef | null; size: number } | null> {
     const { writer } = this.options;
     const id = identity(st);
     this.progress.files += 1;
@@ -425,7 +426,7 @@ export class TreeWriter {
    * (block-engine.ts). The buffer goes back to the pool only once the writer
    * has copied the chunks (`copiesInput`).
    */
-  private async readSmallHere(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
+  private async readSmallHere(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: WalkStat): Promise<{ ref: ContentRef | null; size: number }> {
     const { writer } = this.options;
     // One byte more than lstat said: a file that grew since is then read by the worker, which streams any size.
     const claim = Number(st.size) + 1;
@@ -452,7 +453,7 @@ export class TreeWriter {
   }
 
   /** readFile, with reading, chunking and naming done by the block engine's workers. */
-  private async readInWorker(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: BigIntStats): Promise<{ ref: ContentRef | null; size: number }> {
+  private async readInWorker(reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: WalkStat): Promise<{ ref: ContentRef | null; size: number }> {
     const { writer } = this.options;
     const chunks: Array<{ key: string; size: number }> = [];
     let size = 0;
@@ -470,7 +471,7 @@ export class TreeWriter {
    * its chunks, remembered in the file cache (when the file was read whole,
    * as lstat saw it), and its bytes counted towards the next checkpoint.
    */
-  private async stored(abs: Buffer, id: FileIdentity, st: BigIntStats, chunks: Array<{ key: string; size: number }>, size: number): Promise<{ ref: ContentRef | null; size: number }> {
+  private async stored(abs: Buffer, id: FileIdentity, st: WalkStat, chunks: Array<{ key: string; size: number }>, size: number): Promise<{ ref: ContentRef | null; size: number }> {
     const { cache, writer } = this.options;
     const ref = await indexChunks(writer, chunks, this.options.maxPlaintext);
     if (ref !== null && cache !== undefined && BigInt(size) === st.size) cache.stage(abs, id, ref);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { FileCache } from '../../archive/file-cache.js';
-import { warmUp, type WarmUp } from '../../archive/warm-up.js';
 import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
 import { parseRule, type Rule } from '../../archive/rules.js';
 import { startSnapshot, type SnapshotOptions, type SnapshotResult, type StartedSnapshot } from '../../archive/snapshot.js';
@@ -79,7 +78,6 @@ export async function snapshotCommand(ctx: CommandContext, tag: string, paths: s
 
 async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], options: SnapshotCommandOptions, rules: RegexRule[]): Promise<SnapshotResult> {
   let cache: FileCache | undefined;
-  let warming: WarmUp | undefined;
   let started: StartedSnapshot | undefined;
   let progress: Progress | null = null;
   let expected = 0;
@@ -114,7 +112,6 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     },
   });
   return withArchive(ctx, async (archive: Archive) => {
-    warming?.stop();
     expected = await previousTotal(archive, tag);
     try {
       return await (started ?? startSnapshot(archive.backend, paths, snapshotOptions())).finish(archive);
@@ -128,12 +125,10 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       cache = FileCache.open(ctx.config.fileCache);
       cache.preload(backend);
     }
-    warming = warmUp(paths);
-    // On a warm tree the walk starts now; on a cold one the warm-up goes on alone until the key is there.
-    started = startSnapshot(backend, paths, snapshotOptions(), { when: warming.warm });
+    // The listing thread starts now: on a warm tree the walk too; on a cold one the thread goes on alone until the key is there.
+    started = startSnapshot(backend, paths, snapshotOptions(), { whenWarm: true });
   }).finally(() => {
     started?.abandon();
-    warming?.stop();
     cache?.close();
   });
 }

@@ -1,0 +1,134 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { decodeListing, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
+import type { ListingWorkerData } from './listing-worker.js';
+
+/**
+ * A thread that lists the snapshot's directories ahead of its walk
+ * (bench/NOTES.md, "Tenth pass"): readdir and lstat of every directory, in
+ * the walk's order, so that the main thread, which the walk, the file
+ * cache, the directory blocks and the puts all share, does not wait on them
+ * (on a cold disk each waits for a read). Started before the unlock, it
+ * also brings the tree into the kernel's caches while the passphrase is
+ * stretched.
+ *
+ * The walk takes listings in the thread's order, skipping those of
+ * directories it leaves out; a listing it asks for that the thread has not
+ * sent, when the thread has stopped or waits for room, it makes itself
+ * (`take` answers null). Anything the thread cannot list it reports as the
+ * walk's own readdir or lstat would.
+ */
+export class ListingThread {
+  private readonly worker: Worker;
+  private readonly words = new Int32Array(new SharedArrayBuffer(8));
+  private readonly received = new Map<string, ListedDirectory>();
+  /** Received and not taken, in the thread's order (to let go of those the walk skipped). */
+  private readonly order: ListedDirectory[] = [];
+  private readonly waiters = new Map<string, (listed: ListedDirectory | null) => void>();
+  private ended = false;
+  private waiting = false;
+  /** Resolves true when the first listings waited on the disk (false when they did not, or the thread failed). */
+  readonly cold: Promise<boolean>;
+  /** Listings the walk took from the thread. */
+  taken = 0;
+
+  constructor(paths: string[], exclude: string[] = []) {
+    let judged: (cold: boolean) => void = () => undefined;
+    this.cold = new Promise((resolve) => {
+      judged = resolve;
+    });
+    const data: ListingWorkerData = {
+      roots: paths.map((p) => Buffer.from(path.resolve(p)).toString('latin1')),
+      exclude: exclude.map((p) => path.resolve(p)),
+      shared: this.words.buffer as SharedArrayBuffer,
+    };
+    // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
+    this.worker = new Worker(new URL('../archive/listing-worker.js', import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+      workerData: data,
+    });
+    this.worker.unref();
+    this.worker.on('message', (batch: ListingBatch) => {
+      for (const listed of batch.listings) {
+        const waiter = this.waiters.get(listed.dir);
+        if (waiter !== undefined) {
+          this.waiters.delete(listed.dir);
+          this.order.push(listed);
+          waiter(listed);
+        } else {
+          this.received.set(listed.dir, listed);
+          this.order.push(listed);
+        }
+      }
+      if (batch.cold !== undefined) judged(batch.cold);
+      this.waiting = batch.waiting;
+      if (batch.done) this.end();
+      else if (batch.waiting) this.release();
+    });
+    this.worker.on('error', () => {
+      judged(false);
+      this.end();
+    });
+    this.worker.on('exit', () => {
+      judged(false);
+      this.end();
+    });
+  }
+
+  /**
+   * `dir`'s listing from the thread: null when the thread will not send it
+   * (the walk lists it itself). Throws the directory's error, as readdir.
+   */
+  take(dir: Buffer): Promise<Listing | null> | null {
+    const key = dir.toString('latin1');
+    const listed = this.received.get(key);
+    if (listed !== undefined) return Promise.resolve(this.use(listed));
+    if (this.ended || this.waiting) return null;
+    return new Promise<ListedDirectory | null>((resolve) => this.waiters.set(key, resolve)).then((l) => (l === null ? null : this.use(l)));
+  }
+
+  private use(listed: ListedDirectory): Listing {
+    this.received.delete(listed.dir);
+    // Listings before this one are of directories the walk left out: it will not ask for them.
+    let i = 0;
+    while (i < this.order.length && (this.order[i] as ListedDirectory).seq <= listed.seq) {
+      this.received.delete((this.order[i] as ListedDirectory).dir);
+      i += 1;
+    }
+    this.order.splice(0, i);
+    this.taken += 1;
+    this.waiting = false;
+    Atomics.store(this.words, TAKEN, listed.seq);
+    Atomics.notify(this.words, TAKEN);
+    return decodeListing(listed);
+  }
+
+  /** The thread waits for room while the walk waits for a listing it will not send: the walk lists that one itself. */
+  private release(): void {
+    if (this.waiters.size === 0) return;
+    for (const waiter of this.waiters.values()) waiter(null);
+    this.waiters.clear();
+    // What it sent stays here for the walk; the thread goes on from there.
+    const last = this.order[this.order.length - 1];
+    if (last === undefined) return;
+    this.waiting = false;
+    Atomics.store(this.words, TAKEN, last.seq);
+    Atomics.notify(this.words, TAKEN);
+  }
+
+  private end(): void {
+    this.ended = true;
+    for (const waiter of this.waiters.values()) waiter(null);
+    this.waiters.clear();
+  }
+
+  /** Stops the thread; what it sent and was not taken is let go. */
+  close(): void {
+    this.end();
+    this.received.clear();
+    this.order.length = 0;
+    Atomics.store(this.words, STOP, 1);
+    Atomics.notify(this.words, TAKEN);
+    void this.worker.terminate();
+  }
+}

@@ -1,0 +1,139 @@
+import { lstatSync, readdirSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+
+/**
+ * The listing thread (listing-thread.ts): walks the snapshot's trees in the
+ * walk's own order (depth first, names sorted as bytes) and sends each
+ * directory's names and lstats, so that the walk on the main thread finds
+ * them ready instead of waiting on readdir and lstat. It runs at most
+ * MAX_DIRS directories or MAX_ENTRIES names ahead of what the walk has
+ * taken, and waits (Atomics.wait) for the walk to catch up.
+ */
+export interface ListingWorkerData {
+  /** The trees, as absolute paths (their bytes as latin1 text), in the snapshot's order. */
+  roots: string[];
+  /** Absolute paths the snapshot leaves out (utf8 text, as tree-writer.ts compares them). */
+  exclude: string[];
+  /** TAKEN and STOP (listing.ts). */
+  shared: SharedArrayBuffer;
+}
+
+const MAX_DIRS = 2048;
+const MAX_ENTRIES = 65_536;
+/** Listings sent in one message at most, and the longest a listing waits to be sent. */
+const BATCH = 32;
+const BATCH_MS = 2;
+/** A listing slower than this waited on the disk (warm-up.ts measured the bench trees). */
+const COLD_US = 70;
+/** Listings judged before the walk is told whether the tree is cold. */
+const JUDGE = 64;
+
+const SLASH = Buffer.from('/');
+const { roots, exclude, shared } = workerData as ListingWorkerData;
+const words = new Int32Array(shared);
+const excluded = new Set(exclude);
+
+let seq = 0;
+/** Listings sent and not yet taken: [seq, names]. */
+const ahead: Array<[number, number]> = [];
+let entriesAhead = 0;
+let batch: ListedDirectory[] = [];
+let transfer: ArrayBuffer[] = [];
+let lastSent = performance.now();
+let judged = 0;
+let slow = 0;
+let cold: boolean | undefined;
+
+function send(waiting: boolean, done: boolean): void {
+  const message: ListingBatch = { listings: batch, waiting, done };
+  if (cold !== undefined) {
+    message.cold = cold;
+    cold = undefined;
+  }
+  parentPort?.postMessage(message, transfer);
+  batch = [];
+  transfer = [];
+  lastSent = performance.now();
+}
+
+/** Waits while the walk is too far behind; false once told to stop. */
+function waitForRoom(): boolean {
+  for (;;) {
+    if (Atomics.load(words, STOP) !== 0) return false;
+    const taken = Atomics.load(words, TAKEN);
+    while (ahead.length > 0 && (ahead[0] as [number, number])[0] <= taken) entriesAhead -= (ahead.shift() as [number, number])[1];
+    if (ahead.length < MAX_DIRS && entriesAhead < MAX_ENTRIES) return true;
+    if (batch.length > 0 || ahead.length > 0) send(true, false);
+    Atomics.wait(words, TAKEN, taken, 100);
+  }
+}
+
+function judge(micros: number): void {
+  if (judged >= JUDGE) return;
+  judged += 1;
+  if (micros > COLD_US) slow += 1;
+  if (judged === JUDGE) cold = slow * 4 >= JUDGE;
+}
+
+/** Lists `dir` and queues it; returns its subdirectories, in order. */
+function list(dir: Buffer): Buffer[] {
+  const listed: ListedDirectory = { seq, dir: dir.toString('latin1'), names: new Uint8Array(0), stats: new BigInt64Array(0), failed: [] };
+  seq += 1;
+  const subdirs: Buffer[] = [];
+  let count = 0;
+  try {
+    const started = performance.now();
+    const names = readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
+    judge((performance.now() - started) * 1000);
+    count = names.length;
+    const packed = Buffer.allocUnsafeSlow(names.reduce((n, name) => n + name.length + 1, 0));
+    const stats = new BigInt64Array(names.length * STAT_FIELDS);
+    let at = 0;
+    names.forEach((name, i) => {
+      at += name.copy(packed, at);
+      packed[at] = 0;
+      at += 1;
+      const full = Buffer.concat([dir, SLASH, name]);
+      try {
+        const st = lstatSync(full, { bigint: true });
+        putStat(stats, i * STAT_FIELDS, st);
+        if (st.isDirectory() && !excluded.has(full.toString())) subdirs.push(full);
+      } catch (err) {
+        listed.failed.push([i, (err as Error).message, (err as NodeJS.ErrnoException).code]);
+      }
+    });
+    listed.names = new Uint8Array(packed.buffer, packed.byteOffset, packed.length);
+    listed.stats = stats;
+    transfer.push(packed.buffer as ArrayBuffer, stats.buffer as ArrayBuffer);
+  } catch (err) {
+    listed.error = { message: (err as Error).message, ...((err as NodeJS.ErrnoException).code !== undefined ? { code: (err as NodeJS.ErrnoException).code } : {}) };
+  }
+  batch.push(listed);
+  ahead.push([listed.seq, count]);
+  entriesAhead += count;
+  if (batch.length >= BATCH || performance.now() - lastSent >= BATCH_MS) send(false, false);
+  return subdirs;
+}
+
+function walk(): void {
+  // Depth first, in order: each directory's subdirectories go on the stack last first.
+  const stack: Buffer[] = [];
+  for (let i = roots.length - 1; i >= 0; i -= 1) {
+    const root = Buffer.from(roots[i] as string, 'latin1');
+    try {
+      if (lstatSync(root).isDirectory()) stack.push(root);
+    } catch {
+      // the snapshot says why
+    }
+  }
+  while (stack.length > 0) {
+    if (!waitForRoom()) return;
+    const subdirs = list(stack.pop() as Buffer);
+    for (let i = subdirs.length - 1; i >= 0; i -= 1) stack.push(subdirs[i] as Buffer);
+  }
+  if (judged < JUDGE) cold = judged > 0 && slow * 4 >= judged;
+  send(false, true);
+}
+
+walk();

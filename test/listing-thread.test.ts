@@ -1,0 +1,132 @@
+/**
+ * The listing thread of a snapshot (src/archive/listing-thread.ts): it lists
+ * the directories ahead of the walk, in the walk's order, with the same
+ * names and lstats the walk would get; a walk that leaves out more than the
+ * thread may run ahead still finishes; and a snapshot made with the thread
+ * is the snapshot made without it.
+ */
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { Archive } from '../src/archive/archive.js';
+import { decodeListing, ListedStat, STAT_FIELDS, type ListedDirectory } from '../src/archive/listing.js';
+import { ListingThread } from '../src/archive/listing-thread.js';
+import { snapshotTree } from '../src/archive/snapshot.js';
+import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
+import { OrderedBackend } from '../src/backends/sequencer.js';
+import { scratchDir } from './support/scratch.js';
+
+const scratch = scratchDir('cairn-listing-thread-');
+after(() => scratch.remove());
+
+const SLASH = Buffer.from('/');
+
+function makeTree(root: string): void {
+  for (let a = 0; a < 5; a += 1) {
+    for (let b = 0; b < 4; b += 1) {
+      const dir = path.join(root, `a${a}`, `b${b}`);
+      mkdirSync(dir, { recursive: true });
+      for (let f = 0; f < 3; f += 1) writeFileSync(path.join(dir, `f${f}`), `${a}/${b}/${f}\n`.repeat(f + 1));
+    }
+  }
+  // A name that is not UTF-8, a symbolic link to a directory (not followed), an empty directory.
+  mkdirSync(Buffer.concat([Buffer.from(`${root}/caf`), Buffer.from([0xe9]), Buffer.from('/below')]), { recursive: true });
+  symlinkSync('a1', path.join(root, 'link-to-a1'));
+  mkdirSync(path.join(root, 'empty'));
+}
+
+/** The walk's order: depth first, names sorted as bytes. */
+function walkOrder(dir: Buffer, out: Buffer[] = []): Buffer[] {
+  out.push(dir);
+  for (const name of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
+    const full = Buffer.concat([dir, SLASH, name]);
+    if (lstatSync(full).isDirectory()) walkOrder(full, out);
+  }
+  return out;
+}
+
+test('the thread sends every directory in the walk\'s order with the names and lstats readdir and lstat give', async () => {
+  const root = path.join(scratch.dir, 'same');
+  makeTree(root);
+  const thread = new ListingThread([root]);
+  try {
+    const dirs = walkOrder(Buffer.from(root));
+    assert.equal(dirs.length, 1 + 5 + 20 + 2 + 1);
+    for (const dir of dirs) {
+      const listing = await thread.take(dir);
+      assert.ok(listing !== null, `${dir.toString('latin1')} listed by the thread`);
+      const names = readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
+      assert.deepEqual(listing.names, names);
+      listing.stats.forEach((st, i) => {
+        assert.ok(!(st instanceof Error));
+        const real = lstatSync(Buffer.concat([dir, SLASH, names[i] as Buffer]), { bigint: true });
+        for (const field of ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'mtimeMs', 'ino', 'nlink', 'dev', 'rdev'] as const) {
+          assert.equal(st[field], real[field], `${field} of ${names[i]?.toString('latin1')}`);
+        }
+        for (const is of ['isDirectory', 'isFile', 'isSymbolicLink', 'isFIFO', 'isCharacterDevice', 'isBlockDevice', 'isSocket'] as const) {
+          assert.equal(st[is](), real[is](), `${is} of ${names[i]?.toString('latin1')}`);
+        }
+      });
+    }
+    assert.equal(thread.taken, dirs.length);
+    // Past the end of its walk the thread has nothing more: the walk lists for itself.
+    assert.equal(await thread.take(Buffer.from(path.join(root, 'a0'))), null);
+    assert.equal(await thread.cold.then(() => 'judged'), 'judged');
+  } finally {
+    thread.close();
+  }
+});
+
+test('a directory the walk leaves out is skipped over, and one whose listing failed throws its error, as readdir would', async () => {
+  const root = path.join(scratch.dir, 'skips');
+  makeTree(root);
+  const thread = new ListingThread([root, path.join(root, 'a0', 'b0', 'f0'), path.join(scratch.dir, 'missing')], [path.join(root, 'a2')]);
+  try {
+    assert.ok(await thread.take(Buffer.from(root)));
+    // a0 and a1 left out: a3 comes next, and what was sent of a0 and a1 is let go.
+    const a3 = await thread.take(Buffer.from(path.join(root, 'a3')));
+    assert.deepEqual(a3?.names.map((n) => n.toString()), ['b0', 'b1', 'b2', 'b3']);
+    // a2 is excluded: the thread does not list it, the walk does.
+    assert.equal(await thread.take(Buffer.from(path.join(root, 'a2'))), null);
+  } finally {
+    thread.close();
+  }
+  const failed: ListedDirectory = { seq: 0, dir: '/x', names: new Uint8Array(0), stats: new BigInt64Array(0), failed: [], error: { message: 'EACCES: permission denied, scandir \'/x\'', code: 'EACCES' } };
+  assert.throws(() => decodeListing(failed), (err: NodeJS.ErrnoException) => err.code === 'EACCES' && /permission denied/.test(err.message));
+  const partly: ListedDirectory = { seq: 1, dir: '/y', names: new Uint8Array(Buffer.from('a\0b\0')), stats: new BigInt64Array(2 * STAT_FIELDS), failed: [[1, 'ENOENT: gone', 'ENOENT']] };
+  const listing = decodeListing(partly);
+  assert.ok(listing.stats[0] instanceof ListedStat);
+  assert.ok(listing.stats[1] instanceof Error && /gone/.test(listing.stats[1].message));
+});
+
+test('a snapshot leaving out more directories than the thread may list ahead is the snapshot made without the thread', { timeout: 120_000 }, async () => {
+  const root = path.join(scratch.dir, 'wide');
+  makeTree(root);
+  // More directories than the thread runs ahead (2,048): the walk leaves them all out.
+  for (let i = 0; i < 2200; i += 1) mkdirSync(path.join(root, 'a0', 'skipped', `d${i}`), { recursive: true });
+  const thread = new ListingThread([root]);
+  try {
+    assert.ok(await thread.take(Buffer.from(root)));
+    assert.ok(await thread.take(Buffer.from(path.join(root, 'a0'))));
+    for (let b = 0; b < 4; b += 1) assert.ok(await thread.take(Buffer.from(path.join(root, 'a0', `b${b}`))));
+    // The thread stops 2,048 directories ahead, inside a0/skipped: a1 is not coming, the walk lists it...
+    assert.equal(await thread.take(Buffer.from(path.join(root, 'a1'))), null);
+    // ...and the thread goes on from there.
+    assert.deepEqual((await thread.take(Buffer.from(path.join(root, 'a1', 'b0'))))?.names.map(String), ['f0', 'f1', 'f2']);
+  } finally {
+    thread.close();
+  }
+  const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  try {
+    const include = (rel: string): boolean | null => (rel.startsWith('/a0/skipped/') ? false : null);
+    const withThread = await snapshotTree(archive, [root], { tag: 't', workers: 1, include, listingThread: true });
+    const without = await snapshotTree(archive, [root], { tag: 't', workers: 1, include, listingThread: false });
+    assert.ok(withThread.root !== null);
+    assert.deepEqual(withThread.root, without.root);
+    assert.equal(withThread.record.stats.dirs, without.record.stats.dirs);
+    assert.equal(withThread.record.stats.files, 5 * 4 * 3);
+  } finally {
+    await archive.close();
+  }
+});
