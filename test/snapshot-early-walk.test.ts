@@ -66,8 +66,10 @@ async function cachedFirstSnapshot(archive: Archive, src: string, cacheFile: str
   }
 }
 
-async function turnsUntil(done: () => boolean, turns = 10_000): Promise<void> {
-  for (let i = 0; i < turns && !done(); i += 1) await new Promise((resolve) => setImmediate(resolve));
+/** Lets the walk run until `done` (it waits on the listing thread, which takes real time to start), for 20 s at most. */
+async function walkedUntil(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
 }
 
 async function restoreAndCompare(archive: Archive, result: Awaited<ReturnType<typeof snapshotTree>>, src: string, out: string): Promise<void> {
@@ -89,7 +91,7 @@ test('with the cache\'s rows, the whole tree is walked before finish without wri
       const started = startSnapshot(archive.backend, [src], { tag: 't', cache, workers: 1 });
       const writesBefore = store.writes;
       assert.equal(await started.walksWithCache, true);
-      await turnsUntil(() => started.progress.files === FILES);
+      await walkedUntil(() => started.progress.files === FILES);
       assert.equal(started.progress.files, FILES, 'every file walked before finish');
       assert.equal(started.progress.bytesCached > 0 && started.progress.bytesRead === 0, true, 'found in the cache, not read');
       assert.equal(store.writes, writesBefore, 'nothing written before finish');
@@ -125,7 +127,7 @@ test('rows of another archive taken before the unlock are not trusted: the tree 
       cache.preload(b.archive.backend as Backend);
       const started = startSnapshot(b.archive.backend, [src], { tag: 't', cache, workers: 1 });
       assert.equal(await started.walksWithCache, true, 'a\'s rows were taken (they are the only ones)');
-      await turnsUntil(() => started.progress.files === FILES);
+      await walkedUntil(() => started.progress.files === FILES);
       const result = await started.finish(b.archive);
       assert.equal(result.record.stats.bytesCached, 0, 'nothing taken from a\'s rows');
       assert.ok(result.record.stats.bytesRead > 0);
@@ -147,7 +149,7 @@ test('a snapshot given up before finish (the unlock failed) stops walking and wr
     const started = startSnapshot(archive.backend, [src], { tag: 't', workers: 1 });
     assert.equal(await started.walksWithCache, false, 'no cache: the walk stops at the first file to read');
     started.abandon();
-    await turnsUntil(() => false, 200);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(started.progress.dirs, 0, 'no directory finished');
     assert.ok(started.progress.files < FILES, 'the walk stopped');
     assert.equal(store.writes, writesBefore);
@@ -168,7 +170,7 @@ test('a walk told to wait (`when` false: a cold cache) starts only at finish, an
       cache.preload(archive.backend);
       const started = startSnapshot(archive.backend, [src], { tag: 't', cache, workers: 1 }, { when: Promise.resolve(false) });
       assert.equal(await started.walksWithCache, false);
-      await turnsUntil(() => false, 200);
+      await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(started.progress.files, 0, 'nothing walked before finish');
       const result = await started.finish(archive);
       assert.equal(result.root?.key, firstResult.root?.key);

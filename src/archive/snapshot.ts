@@ -41,6 +41,8 @@ export interface SnapshotOptions {
    * CAIRN_LISTING_THREAD is "0".
    */
   listingThread?: boolean;
+  /** A listing thread already started on these paths (the snapshot closes it), instead of one of its own. */
+  listings?: ListingThread;
 }
 
 export interface SnapshotResult {
@@ -163,6 +165,11 @@ function withResolvers<T>(): Resolvable<T> {
   return { promise, resolve, reject };
 }
 
+/** Whether a snapshot lists its directories on a thread of their own (SnapshotOptions.listingThread). */
+export function listingThreadWanted(options: Pick<SnapshotOptions, 'listingThread'>): boolean {
+  return options.listingThread ?? process.env.CAIRN_LISTING_THREAD !== '0';
+}
+
 /**
  * Starts a snapshot on `backend` before its archive is unlocked: the walk
  * (listings, lstat, rules, the file cache) needs no key, and stretching the
@@ -180,8 +187,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
   const cache = options.cache;
   let finishing = false;
   let abandoned = false;
-  const listingThread = options.listingThread ?? process.env.CAIRN_LISTING_THREAD !== '0';
-  const listings = listingThread ? new ListingThread(paths, options.excludeAbsolute) : null;
+  const listings = options.listings ?? (listingThreadWanted(options) ? new ListingThread(paths, options.excludeAbsolute) : null);
   /** Only the first walk takes the thread's listings: a walk given up and begun again lists for itself. */
   let listingsFor: TreeWriter | null = null;
 

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { FileCache } from '../../archive/file-cache.js';
 import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
 import { parseRule, type Rule } from '../../archive/rules.js';
-import { startSnapshot, type SnapshotOptions, type SnapshotResult, type StartedSnapshot } from '../../archive/snapshot.js';
+import { ListingThread } from '../../archive/listing-thread.js';
+import { listingThreadWanted, startSnapshot, type SnapshotOptions, type SnapshotResult, type StartedSnapshot } from '../../archive/snapshot.js';
 import type { Archive } from '../../archive/archive.js';
 import { readSnapshotRecord } from '../../archive/snapshot-record.js';
 import { splitIdentifier } from '../../protocol/identifier.js';
@@ -87,6 +88,7 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     include: rules.length === 0 ? undefined : (rel) => matchRegex(rules, rel),
     rules: configRules(ctx),
     excludeAbsolute: ownFiles(ctx),
+    ...(listings !== undefined ? { listings } : {}),
     ...(cache !== undefined ? { cache } : {}),
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
     compression: ctx.config.compression,
@@ -111,6 +113,8 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       progress.start();
     },
   });
+  // First of all, so that it lists while the archive is opened, the file cache read and the passphrase stretched.
+  const listings = listingThreadWanted({}) ? new ListingThread(paths, ownFiles(ctx)) : undefined;
   return withArchive(ctx, async (archive: Archive) => {
     expected = await previousTotal(archive, tag);
     try {
@@ -129,6 +133,7 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     started = startSnapshot(backend, paths, snapshotOptions(), { whenWarm: true });
   }).finally(() => {
     started?.abandon();
+    listings?.close();
     cache?.close();
   });
 }
