@@ -6,10 +6,12 @@
  * is the snapshot made without it.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
+import { nativePrefetch } from '../src/archive/cold-prefetch.js';
 import { decodeListing, ListedStat, STAT_FIELDS, type ListedDirectory } from '../src/archive/listing.js';
 import { ListingThread } from '../src/archive/listing-thread.js';
 import { snapshotTree } from '../src/archive/snapshot.js';
@@ -128,5 +130,40 @@ test('a snapshot leaving out more directories than the thread may list ahead is 
     assert.equal(withThread.record.stats.files, 5 * 4 * 3);
   } finally {
     await archive.close();
+  }
+});
+
+test('for a snapshot that reads every file, the thread asks the kernel to read small files ahead (files evicted from the page cache by dd iflag=nocache)', { timeout: 60_000 }, async () => {
+  const root = path.join(scratch.dir, 'prefetch');
+  const sub = path.join(root, 'sub');
+  mkdirSync(sub, { recursive: true });
+  const files = Array.from({ length: 64 }, (_, i) => {
+    const file = path.join(i % 2 === 0 ? root : sub, `f${i}`);
+    writeFileSync(file, `file ${i}\n`.repeat(400));
+    return file;
+  });
+  const evict = (): void => {
+    execFileSync('sync');
+    for (const file of files) execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+  };
+  const walkAll = async (thread: ListingThread): Promise<void> => {
+    for (const dir of [root, sub]) assert.ok(await thread.take(Buffer.from(dir)));
+  };
+  evict();
+  const without = new ListingThread([root], [], false);
+  try {
+    await walkAll(without);
+    assert.equal(without.prefetched, 0, 'not asked: the snapshot has file cache rows');
+  } finally {
+    without.close();
+  }
+  const asked = new ListingThread([root], [], true);
+  try {
+    await walkAll(asked);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (nativePrefetch === null) assert.equal(asked.prefetched, 0, 'native/readahead is not built here');
+    else assert.ok(asked.prefetched >= 32, `${asked.prefetched} of 64 files read ahead`);
+  } finally {
+    asked.close();
   }
 });

@@ -118,6 +118,11 @@ export class FileCache {
     return new FileCache(db, file);
   }
 
+  /** Whether the file holds any rows (of any archive): without, a snapshot reads every file. */
+  hasRows(): boolean {
+    return this.db.prepare('SELECT 1 FROM files LIMIT 1').pluck().get() !== undefined;
+  }
+
   /**
    * Starts loading before the archive is unlocked. Rows are named by the
    * fingerprint of the archive key, which only the passphrase gives, and

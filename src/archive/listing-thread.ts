@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { decodeListing, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
+import { decodeListing, PREFETCHED, SHARED_WORDS, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
 import type { ListingWorkerData } from './listing-worker.js';
 
 /**
@@ -20,7 +20,7 @@ import type { ListingWorkerData } from './listing-worker.js';
  */
 export class ListingThread {
   private readonly worker: Worker;
-  private readonly words = new Int32Array(new SharedArrayBuffer(8));
+  private readonly words = new Int32Array(new SharedArrayBuffer(4 * SHARED_WORDS));
   private readonly received = new Map<string, ListedDirectory>();
   /** Received and not taken, in the thread's order (to let go of those the walk skipped). */
   private readonly order: ListedDirectory[] = [];
@@ -32,7 +32,16 @@ export class ListingThread {
   /** Listings the walk took from the thread. */
   taken = 0;
 
-  constructor(paths: string[], exclude: string[] = []) {
+  /** Files the thread asked the kernel to read ahead (not cached when it asked). */
+  get prefetched(): number {
+    return Atomics.load(this.words, PREFETCHED);
+  }
+
+  /**
+   * `prefetch`: the snapshot will read every file (no file cache rows), so
+   * the thread asks the kernel to read small files ahead as it lists them.
+   */
+  constructor(paths: string[], exclude: string[] = [], prefetch = false) {
     let judged: (cold: boolean) => void = () => undefined;
     this.cold = new Promise((resolve) => {
       judged = resolve;
@@ -41,6 +50,7 @@ export class ListingThread {
       roots: paths.map((p) => Buffer.from(path.resolve(p)).toString('latin1')),
       exclude: exclude.map((p) => path.resolve(p)),
       shared: this.words.buffer as SharedArrayBuffer,
+      prefetch,
     };
     // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
     this.worker = new Worker(new URL('../archive/listing-worker.js', import.meta.url), {

@@ -1,6 +1,8 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+import { nativePrefetch } from './cold-prefetch.js';
+import { PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
  * The listing thread (listing-thread.ts): walks the snapshot's trees in the
@@ -15,8 +17,13 @@ export interface ListingWorkerData {
   roots: string[];
   /** Absolute paths the snapshot leaves out (utf8 text, as tree-writer.ts compares them). */
   exclude: string[];
-  /** TAKEN and STOP (listing.ts). */
+  /** TAKEN, STOP and PREFETCHED (listing.ts). */
   shared: SharedArrayBuffer;
+  /**
+   * Whether the snapshot will read every file (no file cache rows): small
+   * files are then read ahead as they are listed (see `prefetch`).
+   */
+  prefetch: boolean;
 }
 
 const MAX_DIRS = 2048;
@@ -30,7 +37,7 @@ const COLD_US = 70;
 const JUDGE = 64;
 
 const SLASH = Buffer.from('/');
-const { roots, exclude, shared } = workerData as ListingWorkerData;
+const { roots, exclude, shared, prefetch: prefetchWanted } = workerData as ListingWorkerData;
 const words = new Int32Array(shared);
 const excluded = new Set(exclude);
 
@@ -69,6 +76,34 @@ function waitForRoom(): boolean {
   }
 }
 
+/**
+ * Small files of a snapshot that reads them all (a first one, or one without
+ * a file cache): the kernel is asked to read each into the page cache as it
+ * is listed (native/readahead, which cold-prefetch.ts describes), far ahead
+ * of the walk, instead of the main thread asking just ahead of the reading.
+ * Once the files it sees are cached already it stops, sampling one in 32.
+ */
+const PREFETCH_JUDGE = 32;
+let prefetching = prefetchWanted && nativePrefetch !== null;
+let prefetchSeen = 0;
+let prefetchRecent = 0;
+let prefetchCold = 0;
+
+function prefetch(file: Buffer, st: { size: bigint; isFile(): boolean }): void {
+  if (!prefetchWanted || nativePrefetch === null || !st.isFile() || st.size === 0n || st.size > BigInt(SMALL_FILE_BYTES)) return;
+  prefetchSeen += 1;
+  if (!prefetching && prefetchSeen % PREFETCH_JUDGE !== 0) return;
+  const answer = nativePrefetch(file);
+  if (answer !== 0) Atomics.add(words, PREFETCHED, 1);
+  prefetchRecent += 1;
+  if (answer === 1 || answer === 2) prefetchCold += 1;
+  if (!prefetching && answer === 1) prefetching = true;
+  if (prefetchRecent < PREFETCH_JUDGE) return;
+  prefetching = prefetchCold * 4 >= prefetchRecent;
+  prefetchRecent = 0;
+  prefetchCold = 0;
+}
+
 function judge(micros: number): void {
   if (judged >= JUDGE) return;
   judged += 1;
@@ -98,6 +133,7 @@ function list(dir: Buffer): Buffer[] {
       try {
         const st = lstatSync(full, { bigint: true });
         putStat(stats, i * STAT_FIELDS, st);
+        prefetch(full, st);
         if (st.isDirectory() && !excluded.has(full.toString())) subdirs.push(full);
       } catch (err) {
         listed.failed.push([i, (err as Error).message, (err as NodeJS.ErrnoException).code]);

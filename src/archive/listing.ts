@@ -47,6 +47,9 @@ export interface ListingBatch {
 /** Shared words: the walk's last listing taken (its seq), and a stop flag. */
 export const TAKEN = 0;
 export const STOP = 1;
+/** Shared word: the files the thread has asked the kernel to read ahead (listing-worker.ts). */
+export const PREFETCHED = 2;
+export const SHARED_WORDS = 3;
 
 const S_IFMT = 0o170000n;
 

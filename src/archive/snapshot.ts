@@ -187,7 +187,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
   const cache = options.cache;
   let finishing = false;
   let abandoned = false;
-  const listings = options.listings ?? (listingThreadWanted(options) ? new ListingThread(paths, options.excludeAbsolute) : null);
+  const listings = options.listings ?? (listingThreadWanted(options) ? new ListingThread(paths, options.excludeAbsolute, !(cache?.hasRows() ?? false)) : null);
   /** Only the first walk takes the thread's listings: a walk given up and begun again lists for itself. */
   let listingsFor: TreeWriter | null = null;
 

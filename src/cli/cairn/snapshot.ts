@@ -113,8 +113,16 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       progress.start();
     },
   });
-  // First of all, so that it lists while the archive is opened, the file cache read and the passphrase stretched.
-  const listings = listingThreadWanted({}) ? new ListingThread(paths, ownFiles(ctx)) : undefined;
+  // First of all, so that it lists while the archive is opened, the file cache read and the passphrase stretched
+  // (and, when the cache holds no rows, so that every file will be read, reads small files ahead).
+  let listings: ListingThread | undefined;
+  try {
+    if (ctx.config.fileCache !== '') cache = FileCache.open(ctx.config.fileCache);
+    if (listingThreadWanted({})) listings = new ListingThread(paths, ownFiles(ctx), !(cache?.hasRows() ?? false));
+  } catch (err) {
+    cache?.close();
+    throw err;
+  }
   return withArchive(ctx, async (archive: Archive) => {
     expected = await previousTotal(archive, tag);
     try {
@@ -123,13 +131,10 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
       (progress as Progress | null)?.stop();
     }
   }, (backend) => {
-    // Work that needs no key, while the passphrase is stretched: the file cache is read,
-    // the tree warmed, or the snapshot's walk goes as far as it can without the key.
-    if (ctx.config.fileCache !== '') {
-      cache = FileCache.open(ctx.config.fileCache);
-      cache.preload(backend);
-    }
-    // The listing thread starts now: on a warm tree the walk too; on a cold one the thread goes on alone until the key is there.
+    // Work that needs no key, while the passphrase is stretched: the file cache is read, and on a warm
+    // tree the snapshot's walk goes as far as it can without the key (on a cold one the listing thread
+    // goes on alone until the key is there).
+    cache?.preload(backend);
     started = startSnapshot(backend, paths, snapshotOptions(), { whenWarm: true });
   }).finally(() => {
     started?.abandon();
