@@ -159,7 +159,7 @@ test('a snapshot given up before finish (the unlock failed) stops walking and wr
   }
 });
 
-test('a walk told to wait (`when` false: a cold cache) starts only at finish, and gives the same snapshot', async () => {
+test('a walk told to wait (`when` false, or `whenWarm` without a listing thread) starts only at finish, and gives the same snapshot', async () => {
   const src = makeSource('waiting');
   const cacheFile = path.join(scratch.dir, 'waiting.sqlite');
   const { archive } = await newArchive();
@@ -168,13 +168,16 @@ test('a walk told to wait (`when` false: a cold cache) starts only at finish, an
     const cache = FileCache.open(cacheFile);
     try {
       cache.preload(archive.backend);
-      const started = startSnapshot(archive.backend, [src], { tag: 't', cache, workers: 1 }, { when: Promise.resolve(false) });
-      assert.equal(await started.walksWithCache, false);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      assert.equal(started.progress.files, 0, 'nothing walked before finish');
-      const result = await started.finish(archive);
-      assert.equal(result.root?.key, firstResult.root?.key);
-      assert.equal(result.record.stats.files, FILES);
+      // Told by `when`, or asked to wait for the listing thread's verdict without a listing thread.
+      for (const [options, early] of [[{}, { when: Promise.resolve(false) }], [{ listingThread: false }, { whenWarm: true }]] as const) {
+        const started = startSnapshot(archive.backend, [src], { tag: 't', cache, workers: 1, ...options }, early);
+        assert.equal(await started.walksWithCache, false);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(started.progress.files, 0, 'nothing walked before finish');
+        const result = await started.finish(archive);
+        assert.equal(result.root?.key, firstResult.root?.key);
+        assert.equal(result.record.stats.files, FILES);
+      }
     } finally {
       cache.close();
     }

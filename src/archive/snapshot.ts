@@ -106,15 +106,15 @@ export async function snapshotTree(archive: Archive, paths: string[], options: S
 
 /** When a snapshot started before the unlock may begin its walk. */
 export interface StartOptions {
-  /**
-   * The walk begins before `finish` only if this resolves true (and the file
-   * cache could take its rows): the snapshot command waits for the warm-up's
-   * verdict, since on a cold cache the walk's work slows the stretching of
-   * the passphrase (the two threads share a core's memory bandwidth) more
-   * than it gains.
-   */
+  /** The walk begins before `finish` only if this resolves true (and the file cache could take its rows). */
   when?: Promise<boolean>;
-  /** The walk begins before `finish` only if the listing thread finds the tree warm (without the thread, it does not). */
+  /**
+   * The walk begins before `finish` only if the listing thread finds the
+   * tree warm (without the thread, it does not begin early). The snapshot
+   * command asks for this: on a cold cache the walk's work slows the
+   * stretching of the passphrase (the threads share a core's memory
+   * bandwidth) more than it gains.
+   */
   whenWarm?: boolean;
 }
 
