@@ -66,12 +66,15 @@ function send(waiting: boolean, done: boolean): void {
 
 /** Waits while the walk is too far behind; false once told to stop. */
 function waitForRoom(): boolean {
+  let told = false;
   for (;;) {
     if (Atomics.load(words, STOP) !== 0) return false;
     const taken = Atomics.load(words, TAKEN);
     while (ahead.length > 0 && (ahead[0] as [number, number])[0] <= taken) entriesAhead -= (ahead.shift() as [number, number])[1];
     if (ahead.length < MAX_DIRS && entriesAhead < MAX_ENTRIES) return true;
-    if (batch.length > 0 || ahead.length > 0) send(true, false);
+    // The walk learns once that the thread waits (with what is still unsent), which lets it list what it will not get.
+    if (!told) send(true, false);
+    told = true;
     Atomics.wait(words, TAKEN, taken, 100);
   }
 }
@@ -94,7 +97,7 @@ function prefetch(file: Buffer, st: { size: bigint; isFile(): boolean }): void {
   prefetchSeen += 1;
   if (!prefetching && prefetchSeen % PREFETCH_JUDGE !== 0) return;
   const answer = nativePrefetch(file);
-  if (answer !== 0) Atomics.add(words, PREFETCHED, 1);
+  if (answer === 1 || answer === 2) Atomics.add(words, PREFETCHED, 1);
   prefetchRecent += 1;
   if (answer === 1 || answer === 2) prefetchCold += 1;
   if (!prefetching && answer === 1) prefetching = true;

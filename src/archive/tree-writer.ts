@@ -238,7 +238,8 @@ export class TreeWriter {
   }
 
   /**
-   * A directory's names (sorted) and their lstat (or the error). The calls
+   * A directory's names (sorted) and their lstat (or the error): from the
+   * listing thread when it has them, else made here. These calls
    * are synchronous: through libuv's thread pool each readdir and lstat cost
    * a wake-up of a pool thread and of this one, several times the call on a
    * warm or fast disk (bench/NOTES.md, "Fourth pass"). The walk lets the
