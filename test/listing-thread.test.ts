@@ -71,7 +71,7 @@ test('the thread sends every directory in the walk\'s order with the names and l
         }
       });
     }
-    assert.equal(thread.taken, dirs.length);
+    assert.equal(thread.listingsTaken, dirs.length);
     // Past the end of its walk the thread has nothing more: the walk lists for itself.
     assert.equal(await thread.take(Buffer.from(path.join(root, 'a0'))), null);
     assert.equal(await thread.cold.then(() => 'judged'), 'judged');
@@ -118,6 +118,17 @@ test('a snapshot leaving out more directories than the thread may list ahead is 
     assert.deepEqual((await thread.take(Buffer.from(path.join(root, 'a1', 'b0'))))?.names.map(String), ['f0', 'f1', 'f2']);
   } finally {
     thread.close();
+  }
+  // A walk that leaves nothing out gets every listing from the thread, though the thread waits at its limit
+  // again after each one taken (a walk that took the thread's wait for a skip made every listing itself).
+  const whole = new ListingThread([root]);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const dirs = walkOrder(Buffer.from(root));
+    for (const dir of dirs) assert.ok(await whole.take(dir), `${dir.toString()} from the thread`);
+    assert.equal(whole.listingsTaken, dirs.length);
+  } finally {
+    whole.close();
   }
   const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
   try {

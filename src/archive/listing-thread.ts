@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { decodeListing, PREFETCHED, SHARED_WORDS, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
+import { decodeListing, listedEntries, MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, SHARED_WORDS, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
 import type { ListingWorkerData } from './listing-worker.js';
 
 /**
@@ -26,11 +26,12 @@ export class ListingThread {
   private readonly order: ListedDirectory[] = [];
   private readonly waiters = new Map<string, (listed: ListedDirectory | null) => void>();
   private ended = false;
-  private waiting = false;
+  /** What the thread was last told was taken (TAKEN): it runs ahead of this. */
+  private taken = -1;
   /** Resolves true when the first listings waited on the disk (false when they did not, or the thread failed). */
   readonly cold: Promise<boolean>;
   /** Listings the walk took from the thread. */
-  taken = 0;
+  listingsTaken = 0;
 
   /** Files the thread asked the kernel to read ahead (not cached when it asked). */
   get prefetched(): number {
@@ -46,6 +47,7 @@ export class ListingThread {
     this.cold = new Promise((resolve) => {
       judged = resolve;
     });
+    Atomics.store(this.words, TAKEN, -1);
     const data: ListingWorkerData = {
       roots: paths.map((p) => Buffer.from(path.resolve(p)).toString('latin1')),
       exclude: exclude.map((p) => path.resolve(p)),
@@ -71,9 +73,8 @@ export class ListingThread {
         }
       }
       if (batch.cold !== undefined) judged(batch.cold);
-      this.waiting = batch.waiting;
       if (batch.done) this.end();
-      else if (batch.waiting) this.release();
+      else if (this.waiters.size > 0 && this.threadWaits()) this.release();
     });
     this.worker.on('error', () => {
       judged(false);
@@ -93,7 +94,11 @@ export class ListingThread {
     const key = dir.toString('latin1');
     const listed = this.received.get(key);
     if (listed !== undefined) return Promise.resolve(this.use(listed));
-    if (this.ended || this.waiting) return null;
+    if (this.ended) return null;
+    if (this.threadWaits()) {
+      this.release();
+      return null;
+    }
     return new Promise<ListedDirectory | null>((resolve) => this.waiters.set(key, resolve)).then((l) => (l === null ? null : this.use(l)));
   }
 
@@ -106,24 +111,47 @@ export class ListingThread {
       i += 1;
     }
     this.order.splice(0, i);
-    this.taken += 1;
-    this.waiting = false;
-    Atomics.store(this.words, TAKEN, listed.seq);
-    Atomics.notify(this.words, TAKEN);
+    this.listingsTaken += 1;
+    this.tell(listed.seq);
     return decodeListing(listed);
   }
 
-  /** The thread waits for room while the walk waits for a listing it will not send: the walk lists that one itself. */
+  /** Lets the thread go on past `seq` (never back). */
+  private tell(seq: number): void {
+    if (seq <= this.taken) return;
+    this.taken = seq;
+    Atomics.store(this.words, TAKEN, seq);
+    Atomics.notify(this.words, TAKEN);
+  }
+
+  /**
+   * Whether the thread waits for the walk: what it sent past the last
+   * listing taken reaches its limits (it sends everything before it waits,
+   * so what is here is all it has).
+   */
+  private threadWaits(): boolean {
+    let dirs = 0;
+    let entries = 0;
+    for (let i = this.order.length - 1; i >= 0; i -= 1) {
+      const listed = this.order[i] as ListedDirectory;
+      if (listed.seq <= this.taken) break;
+      dirs += 1;
+      entries += listedEntries(listed);
+    }
+    return dirs >= MAX_AHEAD_DIRS || entries >= MAX_AHEAD_ENTRIES;
+  }
+
+  /**
+   * The thread waits for room while the walk waits for a listing it will
+   * not send (the walk left out what the thread listed): the walk lists
+   * that one itself, and the thread goes on. What it sent stays here for
+   * the walk.
+   */
   private release(): void {
-    if (this.waiters.size === 0) return;
     for (const waiter of this.waiters.values()) waiter(null);
     this.waiters.clear();
-    // What it sent stays here for the walk; the thread goes on from there.
     const last = this.order[this.order.length - 1];
-    if (last === undefined) return;
-    this.waiting = false;
-    Atomics.store(this.words, TAKEN, last.seq);
-    Atomics.notify(this.words, TAKEN);
+    if (last !== undefined) this.tell(last.seq);
   }
 
   private end(): void {

@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { nativePrefetch } from './cold-prefetch.js';
-import { PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
@@ -9,8 +9,9 @@ import { SMALL_FILE_BYTES } from './small-file.js';
  * walk's own order (depth first, names sorted as bytes) and sends each
  * directory's names and lstats, so that the walk on the main thread finds
  * them ready instead of waiting on readdir and lstat. It runs at most
- * MAX_DIRS directories or MAX_ENTRIES names ahead of what the walk has
- * taken, and waits (Atomics.wait) for the walk to catch up.
+ * MAX_AHEAD_DIRS directories or MAX_AHEAD_ENTRIES names ahead of what the
+ * walk has taken (listing.ts), and waits (Atomics.wait) for the walk to
+ * catch up.
  */
 export interface ListingWorkerData {
   /** The trees, as absolute paths (their bytes as latin1 text), in the snapshot's order. */
@@ -26,8 +27,6 @@ export interface ListingWorkerData {
   prefetch: boolean;
 }
 
-const MAX_DIRS = 2048;
-const MAX_ENTRIES = 65_536;
 /** Listings sent in one message at most, and the longest a listing waits to be sent. */
 const BATCH = 32;
 const BATCH_MS = 2;
@@ -52,8 +51,8 @@ let judged = 0;
 let slow = 0;
 let cold: boolean | undefined;
 
-function send(waiting: boolean, done: boolean): void {
-  const message: ListingBatch = { listings: batch, waiting, done };
+function send(done: boolean): void {
+  const message: ListingBatch = { listings: batch, done };
   if (cold !== undefined) {
     message.cold = cold;
     cold = undefined;
@@ -71,9 +70,9 @@ function waitForRoom(): boolean {
     if (Atomics.load(words, STOP) !== 0) return false;
     const taken = Atomics.load(words, TAKEN);
     while (ahead.length > 0 && (ahead[0] as [number, number])[0] <= taken) entriesAhead -= (ahead.shift() as [number, number])[1];
-    if (ahead.length < MAX_DIRS && entriesAhead < MAX_ENTRIES) return true;
-    // The walk learns once that the thread waits (with what is still unsent), which lets it list what it will not get.
-    if (!told) send(true, false);
+    if (ahead.length < MAX_AHEAD_DIRS && entriesAhead < MAX_AHEAD_ENTRIES) return true;
+    // Everything goes before the wait: the walk tells from what it has that the thread waits (listing-thread.ts).
+    if (!told && batch.length > 0) send(false);
     told = true;
     Atomics.wait(words, TAKEN, taken, 100);
   }
@@ -151,7 +150,7 @@ function list(dir: Buffer): Buffer[] {
   batch.push(listed);
   ahead.push([listed.seq, count]);
   entriesAhead += count;
-  if (batch.length >= BATCH || performance.now() - lastSent >= BATCH_MS) send(false, false);
+  if (batch.length >= BATCH || performance.now() - lastSent >= BATCH_MS) send(false);
   return subdirs;
 }
 
@@ -172,7 +171,7 @@ function walk(): void {
     for (let i = subdirs.length - 1; i >= 0; i -= 1) stack.push(subdirs[i] as Buffer);
   }
   if (judged < JUDGE) cold = judged > 0 && slow * 4 >= judged;
-  send(false, true);
+  send(true);
 }
 
 walk();

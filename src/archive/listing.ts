@@ -33,11 +33,23 @@ export interface ListedDirectory {
   error?: { message: string; code?: string };
 }
 
+/**
+ * How far the listing thread runs ahead of the listings taken: it waits
+ * when the directories it has sent and the walk has not taken reach
+ * MAX_AHEAD_DIRS, or their names MAX_AHEAD_ENTRIES (it sends everything it
+ * has first). The walk uses the same rule to tell that the thread waits.
+ */
+export const MAX_AHEAD_DIRS = 2048;
+export const MAX_AHEAD_ENTRIES = 65_536;
+
+/** How many names a listing holds. */
+export function listedEntries(listed: ListedDirectory): number {
+  return listed.stats.length / STAT_FIELDS;
+}
+
 /** A message of the listing thread. */
 export interface ListingBatch {
   listings: ListedDirectory[];
-  /** The thread waits for the walk to catch up (it is as far ahead as it may go). */
-  waiting: boolean;
   /** The thread has walked everything. */
   done: boolean;
   /** The first listings waited on the disk (sent once, with the batch that decides it). */
