@@ -21,6 +21,39 @@ const MAX_BACKLOG = 1024;
 const SLICE_MS = 2;
 
 /**
+ * Judges from recent reads whether the files being read are cached: cold
+ * while at least one in four of the last 32 was not; a file found uncached
+ * makes it cold at once. While warm, `wants` lets one file in 32 through,
+ * to notice a colder part of the tree. ColdPrefetch and the listing thread's
+ * read-ahead (listing-worker.ts) go by it.
+ */
+export class ColdJudge {
+  cold = true;
+  private skipped = 0;
+  private recent = 0;
+  private slow = 0;
+
+  /** Whether the next file should be tried: always while cold, one in 32 while warm. */
+  wants(): boolean {
+    if (this.cold) return true;
+    this.skipped += 1;
+    return this.skipped % 32 === 0;
+  }
+
+  /** Counts a file tried; true when this judged the cache warm. */
+  note(uncached: boolean): boolean {
+    this.recent += 1;
+    if (uncached) this.slow += 1;
+    if (!this.cold && uncached) this.cold = true;
+    if (this.recent < 32) return false;
+    this.cold = this.slow * 4 >= this.recent;
+    this.recent = 0;
+    this.slow = 0;
+    return !this.cold;
+  }
+}
+
+/**
  * Brings small files into the page cache shortly before a block worker reads
  * them: the worker reads small files one after another, synchronously (fast
  * on a warm cache, bench/NOTES.md), and on a cold one it waits on the disk
@@ -42,11 +75,7 @@ export class ColdPrefetch {
   private readonly queue: Buffer[] = [];
   private next = 0;
   private draining = false;
-  private cold = true;
-  private skipped = 0;
-  /** Recent reads: how many, and how many were slow. */
-  private recent = 0;
-  private slow = 0;
+  private readonly judge = new ColdJudge();
   private readonly scratch = Buffer.allocUnsafe(PREFETCH_BYTES);
   /** Files read ahead so far. */
   read = 0;
@@ -71,10 +100,7 @@ export class ColdPrefetch {
 
   /** Queues a file to be read ahead (only when the cache looks cold). */
   add(file: Buffer): void {
-    if (!this.cold) {
-      this.skipped += 1;
-      if (this.skipped % 32 !== 0) return;
-    }
+    if (!this.judge.wants()) return;
     this.queue.push(file);
     if (!this.draining) {
       this.draining = true;
@@ -126,17 +152,8 @@ export class ColdPrefetch {
     return (performance.now() - started) * 1000;
   }
 
-  /** Cold while at least one file in four of the last 32 was not cached. */
+  /** Cold while at least one file in four of the last 32 was not cached (ColdJudge). */
   private note(uncached: boolean): void {
-    this.recent += 1;
-    if (uncached) this.slow += 1;
-    if (!this.cold && uncached) this.cold = true;
-    if (this.recent < 32) return;
-    this.cold = this.slow * 4 >= this.recent;
-    if (!this.cold) {
-      this.queue.length = this.next; // what is queued is probably warm too
-    }
-    this.recent = 0;
-    this.slow = 0;
+    if (this.judge.note(uncached)) this.queue.length = this.next; // what is queued is probably warm too
   }
 }

@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { nativePrefetch } from './cold-prefetch.js';
+import { ColdJudge, nativePrefetch } from './cold-prefetch.js';
 import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
@@ -85,25 +85,15 @@ function waitForRoom(): boolean {
  * of the walk, instead of the main thread asking just ahead of the reading.
  * Once the files it sees are cached already it stops, sampling one in 32.
  */
-const PREFETCH_JUDGE = 32;
-let prefetching = prefetchWanted && nativePrefetch !== null;
-let prefetchSeen = 0;
-let prefetchRecent = 0;
-let prefetchCold = 0;
+const prefetchJudge = new ColdJudge();
 
 function prefetch(file: Buffer, st: { size: bigint; isFile(): boolean }): void {
   if (!prefetchWanted || nativePrefetch === null || !st.isFile() || st.size === 0n || st.size > BigInt(SMALL_FILE_BYTES)) return;
-  prefetchSeen += 1;
-  if (!prefetching && prefetchSeen % PREFETCH_JUDGE !== 0) return;
+  if (!prefetchJudge.wants()) return;
   const answer = nativePrefetch(file);
-  if (answer === 1 || answer === 2) Atomics.add(words, PREFETCHED, 1);
-  prefetchRecent += 1;
-  if (answer === 1 || answer === 2) prefetchCold += 1;
-  if (!prefetching && answer === 1) prefetching = true;
-  if (prefetchRecent < PREFETCH_JUDGE) return;
-  prefetching = prefetchCold * 4 >= prefetchRecent;
-  prefetchRecent = 0;
-  prefetchCold = 0;
+  const asked = answer === 1 || answer === 2;
+  if (asked) Atomics.add(words, PREFETCHED, 1);
+  prefetchJudge.note(asked);
 }
 
 function judge(micros: number): void {
