@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
@@ -17,6 +17,9 @@ import { ListingThread } from '../src/archive/listing-thread.js';
 import { snapshotTree } from '../src/archive/snapshot.js';
 import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
 import { OrderedBackend } from '../src/backends/sequencer.js';
+import { defaultConfig } from '../src/cli/cairn/config.js';
+import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
+import { makeContext, testEnvironment } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-listing-thread-');
@@ -177,4 +180,21 @@ test('for a snapshot that reads every file, the thread asks the kernel to read s
   } finally {
     asked.close();
   }
+});
+
+test('a snapshot whose archive cannot be opened makes no file cache (the command opens one early only when it exists) and leaves no thread running', async () => {
+  testEnvironment();
+  const dir = path.join(scratch.dir, 'no-archive');
+  const src = path.join(dir, 'src');
+  makeTree(src);
+  const cacheFile = path.join(dir, 'cache', 'files.sqlite');
+  const identifier = `backend-fs fs ${dir}/missing-archive`;
+  const ctx = { configFile: path.join(dir, 'config.toml'), config: defaultConfig(identifier, cacheFile), passphrase: {}, kdf: { N: 1024, r: 8, p: 1 } };
+  await assert.rejects(snapshotCommand(ctx, 't', [src], { quiet: true }));
+  assert.equal(existsSync(cacheFile), false);
+  // With a cache file there, and an archive: the snapshot goes through, its rows are there for the next one.
+  const made = await makeContext(path.join(dir, 'made'), `backend-fs fs ${dir}/made/archive`, cacheFile);
+  await snapshotCommand(made, 't', [src], { quiet: true });
+  const second = await snapshotCommand(made, 't', [src], { quiet: true });
+  assert.equal(second.record.stats.bytesRead, 0, 'every file found in the cache');
 });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { FileCache } from '../../archive/file-cache.js';
 import { matchRegex, regexRule, type RegexRule } from '../../archive/regex-rules.js';
@@ -114,10 +115,11 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     },
   });
   // First of all, so that it lists while the archive is opened, the file cache read and the passphrase stretched
-  // (and, when the cache holds no rows, so that every file will be read, reads small files ahead).
+  // (and, when the cache holds no rows, so that every file will be read, reads small files ahead). A cache
+  // file that does not exist yet holds none: it is made only once the archive has opened, as before.
   let listings: ListingThread | undefined;
   try {
-    if (ctx.config.fileCache !== '') cache = FileCache.open(ctx.config.fileCache);
+    if (ctx.config.fileCache !== '' && existsSync(ctx.config.fileCache)) cache = FileCache.open(ctx.config.fileCache);
     if (listingThreadWanted({})) listings = new ListingThread(paths, ownFiles(ctx), !(cache?.hasRows() ?? false));
   } catch (err) {
     cache?.close();
@@ -134,7 +136,10 @@ async function snapshotPaths(ctx: CommandContext, tag: string, paths: string[], 
     // Work that needs no key, while the passphrase is stretched: the file cache is read, and on a warm
     // tree the snapshot's walk goes as far as it can without the key (on a cold one the listing thread
     // goes on alone until the key is there).
-    cache?.preload(backend);
+    if (ctx.config.fileCache !== '') {
+      cache ??= FileCache.open(ctx.config.fileCache);
+      cache.preload(backend);
+    }
     started = startSnapshot(backend, paths, snapshotOptions(), { whenWarm: true });
   }).finally(() => {
     started?.abandon();
