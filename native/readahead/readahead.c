@@ -10,8 +10,19 @@
  * (reading ahead was asked for), 0 when it was, 2 when the check could not
  * tell (a kernel or file system without non-blocking buffered reads, such as
  * tmpfs: reading ahead was asked for anyway), -1 when the file could not be
- * opened (the snapshot will say why when it reads it). Linux only: the
- * function is not exported elsewhere.
+ * opened (the snapshot will say why when it reads it).
+ *
+ * readNowait(fd, buffer, offset, length, position) reads like pread, but
+ * only what is in the page cache (preadv2, RWF_NOWAIT): the bytes read
+ * (possibly fewer than asked), -2 when nothing at `position` is cached, -1
+ * on any other failure (the caller then reads the usual way, which reports
+ * it). A reader that must not wait on the disk tries this first.
+ *
+ * evict(fd) asks the kernel to drop the file's clean pages from the page
+ * cache (posix_fadvise DONTNEED): 0, or -1 on failure. Tests use it to have
+ * a file that is really not cached, without dropping every cache.
+ *
+ * Linux only: the functions are not exported elsewhere.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -37,6 +48,49 @@ static int prefetch_path(const char *path) {
   if (answer != 0) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
   close(fd);
   return answer;
+}
+
+static napi_value ReadNowait(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int64_t answer = -1;
+  int32_t fd = -1;
+  uint32_t offset = 0, length = 0;
+  int64_t position = -1;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t elements = 0;
+  void *data = NULL;
+  if (argc == 5 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0 &&
+      napi_is_typedarray(env, argv[1], &is_typed) == napi_ok && is_typed &&
+      napi_get_typedarray_info(env, argv[1], &type, &elements, &data, NULL, NULL) == napi_ok && type == napi_uint8_array &&
+      napi_get_value_uint32(env, argv[2], &offset) == napi_ok && napi_get_value_uint32(env, argv[3], &length) == napi_ok &&
+      napi_get_value_int64(env, argv[4], &position) == napi_ok && position >= 0 &&
+      (size_t)offset <= elements && (size_t)length <= elements - offset) {
+#if defined(RWF_NOWAIT)
+    struct iovec iov = { (char *)data + offset, length };
+    ssize_t n = preadv2(fd, &iov, 1, position, RWF_NOWAIT);
+    answer = n >= 0 ? (int64_t)n : errno == EAGAIN ? -2 : -1;
+#endif
+  }
+  napi_value result;
+  napi_create_int64(env, answer, &result);
+  return result;
+}
+
+static napi_value Evict(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  int answer = -1;
+  if (argc == 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+    answer = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 ? 0 : -1;
+  }
+  napi_value result;
+  napi_create_int32(env, answer, &result);
+  return result;
 }
 
 static napi_value Prefetch(napi_env env, napi_callback_info info) {
@@ -68,6 +122,10 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "prefetch", NAPI_AUTO_LENGTH, Prefetch, NULL, &fn);
   napi_set_named_property(env, exports, "prefetch", fn);
+  napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, ReadNowait, NULL, &fn);
+  napi_set_named_property(env, exports, "readNowait", fn);
+  napi_create_function(env, "evict", NAPI_AUTO_LENGTH, Evict, NULL, &fn);
+  napi_set_named_property(env, exports, "evict", fn);
 #endif
   return exports;
 }

@@ -1,8 +1,9 @@
-import { close, closeSync, open, openSync, read, readSync } from 'node:fs';
+import { close, closeSync, open, openSync, read } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
+import { readWithoutWaiting } from './read-without-waiting.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
@@ -22,7 +23,7 @@ const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunker
 const READ_SIZE = 4 * 1024 * 1024;
 const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
-const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean }>();
+const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean; position: number }>();
 let nextHeld = -1;
 
 /**
@@ -69,18 +70,20 @@ type Message =
 /**
  * Windows of big files are read asynchronously (libuv's thread pool): while
  * one waits on the disk, chunks of others are cut, named and sealed. Small
- * files are opened, read and closed synchronously: a thread-pool round trip
- * costs more than the call itself on a warm or fast disk (three per file,
- * each waking a pool thread and then this one: on the bench tree that was
- * 0.4 s of CPU; bench/NOTES.md, "Fourth pass"). Each file has at most one
+ * files are opened and closed synchronously, and read so when cached: a
+ * thread-pool round trip costs more than the call itself on a warm or fast
+ * disk (three per file, each waking a pool thread and then this one: on the
+ * bench tree that was 0.4 s of CPU; bench/NOTES.md, "Fourth pass"); one not
+ * cached yet is read in the pool (read-without-waiting.ts). Reads are at
+ * explicit positions (`position`). Each file has at most one
  * request outstanding (the main thread asks for its next window only after
  * the reply), so a file's own state is never touched by two reads at once;
  * what files share (the packed window, the pool) is claimed synchronously
  * before a read starts.
  */
-function readAsync(fd: number, buffer: Buffer, offset: number, length: number): Promise<number> {
+function readAsync(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    read(fd, buffer, offset, length, null, (err, bytes) => (err !== null ? reject(err) : resolve(bytes)));
+    read(fd, buffer, offset, length, position, (err, bytes) => (err !== null ? reject(err) : resolve(bytes)));
   });
 }
 
@@ -94,7 +97,8 @@ async function readWindow(id: number, fileId: number): Promise<void> {
   file.window = buffer;
   let bytes: number;
   try {
-    bytes = await readAsync(file.fd, buffer, file.rest.length, READ_SIZE);
+    bytes = await readAsync(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
+    file.position += bytes;
   } catch (err) {
     fileFailed(id, fileId, err as Error);
     return;
@@ -114,7 +118,7 @@ async function readWindow(id: number, fileId: number): Promise<void> {
 let packed: Buffer | null = null;
 let packedAt = 0;
 
-function readSmall(id: number, fileId: number, size: number): void {
+async function readSmall(id: number, fileId: number, size: number): Promise<void> {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   const claim = size + 1;
@@ -131,7 +135,9 @@ function readSmall(id: number, fileId: number, size: number): void {
   try {
     let bytes: number;
     try {
-      bytes = readSync(file.fd, window, at, claim, null);
+      // Not cached yet (a cold disk): read in the pool while this thread seals other blocks.
+      bytes = await readWithoutWaiting(file.fd, window, at, claim);
+      file.position = bytes;
     } catch (err) {
       fileFailed(id, fileId, err as Error);
       return;
@@ -205,8 +211,8 @@ async function openFile(msg: { id: number; fileId: number; path: string; size?: 
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
     return;
   }
-  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null, small });
-  if (small) readSmall(msg.id, msg.fileId, msg.size as number);
+  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null, small, position: 0 });
+  if (small) await readSmall(msg.id, msg.fileId, msg.size as number);
   else await readWindow(msg.id, msg.fileId);
 }
 

@@ -11,6 +11,14 @@ import { optionalNativeFunction } from '../optional-native.js';
 export type NativePrefetch = (file: Buffer) => number;
 export const nativePrefetch = optionalNativeFunction<NativePrefetch>('cairn-readahead', 'prefetch');
 
+/**
+ * native/readahead (Linux): pread of only what the page cache holds
+ * (RWF_NOWAIT): the bytes read, -2 when none at `position` is cached, -1
+ * on any other failure (read the usual way then: it says why).
+ */
+export type NativeReadNowait = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number;
+export const nativeReadNowait = process.env.CAIRN_NO_READ_NOWAIT === '1' ? null : optionalNativeFunction<NativeReadNowait>('cairn-readahead', 'readNowait');
+
 /** Bytes read of each file: the kernel's readahead brings in the rest of a small file. */
 const PREFETCH_BYTES = 16 * 1024;
 /** A read slower than this waited on the disk. */

@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
 import type { Listing, WalkStat } from './listing.js';
 import type { ListingThread } from './listing-thread.js';
 import * as path from 'node:path';
@@ -14,6 +14,7 @@ import { Semaphore } from './semaphore.js';
 import type { Entry, Time } from './tree-entry.js';
 import { decide, parseRuleFile, type Rule } from './rules.js';
 import { ColdPrefetch } from './cold-prefetch.js';
+import { readWithoutWaiting } from './read-without-waiting.js';
 import { EventLoopSlices } from './event-loop-slices.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
@@ -433,10 +434,10 @@ export class TreeWriter {
     const claim = Number(st.size) + 1;
     const buffer = this.smallBuffers.pop() ?? Buffer.allocUnsafeSlow(SMALL_HERE + 1);
     try {
-      let size = 0;
+      let size: number;
       const fd = openSync(abs, 'r');
       try {
-        for (let n = -1; n !== 0 && size < claim; size += n) n = readSync(fd, buffer, size, claim - size, null);
+        size = await readWithoutWaiting(fd, buffer, 0, claim);
       } finally {
         closeSync(fd);
       }
@@ -499,3 +500,4 @@ export class TreeWriter {
     await this.checkpointing;
   }
 }
+

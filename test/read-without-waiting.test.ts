@@ -1,0 +1,126 @@
+/**
+ * Reading small files without holding a thread on the disk
+ * (src/archive/read-without-waiting.ts, native/readahead's readNowait): what
+ * is cached is read at once, what is not is read in libuv's pool, and either
+ * way the bytes are the file's. A file is made "not cached" for real by
+ * writing it, syncing it and asking the kernel to drop its pages
+ * (native/readahead's evict), in a directory beside the build (dist/): on
+ * the checkout's disk, not on a tmpfs, which keeps every page.
+ */
+import assert from 'node:assert/strict';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+import { nativeReadNowait } from '../src/archive/cold-prefetch.js';
+import { makeEngine } from '../src/archive/block-engine.js';
+import { Chunker, chunkSizes, gearTable } from '../src/archive/chunker.js';
+import { blockKey } from '../src/archive/block-codec.js';
+import { BlockType, maxPlaintext } from '../src/archive/format.js';
+import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
+import { readWithoutWaiting } from '../src/archive/read-without-waiting.js';
+import { patternBytes } from './support/scratch.js';
+
+const dist = fileURLToPath(new URL('..', import.meta.url));
+const dir = mkdtempSync(path.join(dist, 'read-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const evict = (createRequire(import.meta.url)('cairn-readahead') as { evict(fd: number): number }).evict;
+
+/** A file of `data`, written, synced and dropped from the page cache. */
+function uncachedFile(name: string, data: Buffer): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, data);
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+    assert.equal(evict(fd), 0);
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
+
+async function readWhole(file: string, claim: number, offset = 0): Promise<{ bytes: number; buffer: Buffer }> {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(offset + claim);
+    return { bytes: await readWithoutWaiting(fd, buffer, offset, claim), buffer };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('the native module is built here, and a file dropped from the page cache is reported as not cached (-2), then read whole', async () => {
+  assert.ok(nativeReadNowait !== null, 'native/readahead is built by npm ci');
+  const data = patternBytes(40_000, 7);
+  const file = uncachedFile('cold', data);
+  const fd = openSync(file, 'r');
+  try {
+    assert.equal(nativeReadNowait(fd, Buffer.alloc(4096), 0, 4096, 0), -2);
+  } finally {
+    closeSync(fd);
+  }
+  // One byte more than the file, as the snapshot claims: short only at the end.
+  const { bytes, buffer } = await readWhole(file, data.length + 1, 100);
+  assert.equal(bytes, data.length);
+  assert.ok(buffer.subarray(100, 100 + bytes).equals(data));
+});
+
+test('a cached file is read at once: whole, up to a claim shorter than the file, and into an offset of the buffer', async () => {
+  const data = patternBytes(30_000, 8);
+  const file = path.join(dir, 'warm');
+  writeFileSync(file, data);
+  const whole = await readWhole(file, data.length + 1);
+  assert.equal(whole.bytes, data.length);
+  assert.ok(whole.buffer.subarray(0, whole.bytes).equals(data));
+  const part = await readWhole(file, 1000, 5);
+  assert.equal(part.bytes, 1000);
+  assert.ok(part.buffer.subarray(5).equals(data.subarray(0, 1000)));
+  const empty = path.join(dir, 'empty');
+  writeFileSync(empty, '');
+  assert.equal((await readWhole(empty, 1)).bytes, 0);
+});
+
+test('bad arguments to readNowait give -1 (the caller then reads the usual way), never a crash', () => {
+  assert.ok(nativeReadNowait !== null);
+  const fd = openSync(path.join(dir, 'warm'), 'r');
+  try {
+    assert.equal(nativeReadNowait(fd, Buffer.alloc(10), 5, 10, 0), -1, 'past the buffer');
+    assert.equal(nativeReadNowait(-1, Buffer.alloc(10), 0, 10, 0), -1, 'no descriptor');
+    assert.equal(nativeReadNowait(fd, Buffer.alloc(10), 0, 10, -1), -1, 'negative position');
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('a block worker reads uncached small files (in the pool) and one that grew past its size hint into the same chunks as the in-thread chunker', async () => {
+  const keys = deriveKeys(newMasterKey());
+  const sizes = chunkSizes(maxPlaintext(16 * 1024 * 1024));
+  const engine = makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1, chunker: { seed: keys.chunker, sizes } });
+  try {
+    const reader = engine.readFile;
+    assert.ok(reader !== null);
+    const cases = [
+      { data: patternBytes(20_000, 1), hint: 20_000 },
+      { data: patternBytes(3 * 1024 * 1024 + 5, 2), hint: 1000 },
+      { data: patternBytes(1, 3), hint: 1 },
+    ];
+    await Promise.all(cases.map(async ({ data, hint }, i) => {
+      const file = uncachedFile(`worker-${i}`, data);
+      const chunker = new Chunker(gearTable(keys.chunker), sizes);
+      const want = [...chunker.push(data), ...chunker.end()].map((c) => [blockKey(keys.blockHash, BlockType.data, c), c.length]);
+      const got: Array<[string, number]> = [];
+      let bytes = 0;
+      for await (const window of reader(Buffer.from(file), hint)) {
+        bytes += window.bytes;
+        for (const b of window.blocks) got.push([b.key, b.size]);
+      }
+      assert.equal(bytes, data.length, `file ${i}`);
+      assert.deepEqual(got, want, `file ${i}`);
+    }));
+  } finally {
+    await engine.close();
+  }
+});
