@@ -198,3 +198,40 @@ test('a snapshot whose archive cannot be opened makes no file cache (the command
   const second = await snapshotCommand(made, 't', [src], { quiet: true });
   assert.equal(second.record.stats.bytesRead, 0, 'every file found in the cache');
 });
+
+/** Takes every directory of `dirs` after the thread died: each answer is its listing or null (the walk lists it), none hangs. Returns the nulls. */
+async function takeAfterDeath(thread: ListingThread, dirs: Buffer[]): Promise<number> {
+  let nulls = 0;
+  for (const dir of dirs) {
+    const listing = await thread.take(dir);
+    if (listing === null) nulls += 1;
+    else assert.deepEqual(listing.names, readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare), dir.toString('latin1'));
+  }
+  return nulls;
+}
+
+test('a thread that dies (terminated by the test: a crash cannot be caused for real) leaves the walk to list what it did not send, with nothing waiting for ever', async () => {
+  const root = path.join(scratch.dir, 'dies');
+  for (let a = 0; a < 40; a += 1) for (let b = 0; b < 25; b += 1) mkdirSync(path.join(root, `a${a}`, `b${b}`), { recursive: true });
+  const dirs = walkOrder(Buffer.from(root));
+  assert.equal(dirs.length, 1 + 40 + 1000);
+  // Dead before it could list much: the walk lists (nearly) everything itself.
+  const early = new ListingThread([root]);
+  try {
+    await (early as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    assert.ok(await takeAfterDeath(early, dirs) > 0);
+    assert.equal(await early.cold.then(() => 'judged'), 'judged');
+  } finally {
+    early.close();
+  }
+  // Dead mid-walk, with a listing asked for and not yet sent.
+  const late = new ListingThread([root]);
+  try {
+    assert.ok(await late.take(dirs[0] as Buffer));
+    const pending = takeAfterDeath(late, dirs.slice(1));
+    await (late as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await pending;
+  } finally {
+    late.close();
+  }
+});

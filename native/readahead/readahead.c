@@ -18,10 +18,6 @@
  * on any other failure (the caller then reads the usual way, which reports
  * it). A reader that must not wait on the disk tries this first.
  *
- * evict(fd) asks the kernel to drop the file's clean pages from the page
- * cache (posix_fadvise DONTNEED): 0, or -1 on failure. Tests use it to have
- * a file that is really not cached, without dropping every cache.
- *
  * Linux only: the functions are not exported elsewhere.
  */
 #define _GNU_SOURCE
@@ -79,20 +75,6 @@ static napi_value ReadNowait(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value Evict(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd = -1;
-  int answer = -1;
-  if (argc == 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
-    answer = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 ? 0 : -1;
-  }
-  napi_value result;
-  napi_create_int32(env, answer, &result);
-  return result;
-}
-
 static napi_value Prefetch(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -124,8 +106,6 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "prefetch", fn);
   napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, ReadNowait, NULL, &fn);
   napi_set_named_property(env, exports, "readNowait", fn);
-  napi_create_function(env, "evict", NAPI_AUTO_LENGTH, Evict, NULL, &fn);
-  napi_set_named_property(env, exports, "evict", fn);
 #endif
   return exports;
 }
