@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import type { Worker } from 'node:worker_threads';
 import { Archive } from '../src/archive/archive.js';
+import { BlockCodec, blockKey } from '../src/archive/block-codec.js';
+import { BlockType } from '../src/archive/format.js';
+import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
+import { RestoreThread, type RestoreJob } from '../src/archive/restore-thread.js';
 import { Extractor } from '../src/archive/extract.js';
 import { snapshotTree } from '../src/archive/snapshot.js';
 import { parseSpec, resolveEntry, resolveSnapshot } from '../src/archive/snapshot-ref.js';
@@ -117,5 +122,46 @@ test('a damaged block of a small file is refused on the second thread as corrupt
     assert.ok(extractor.filesInThread > 0);
   } finally {
     await archive.close();
+  }
+});
+
+test('a restore thread that dies (terminated by the test: a crash cannot be caused for real) fails the files it held and every later one, and takes no more: nothing waits for ever', async () => {
+  const keys = deriveKeys(newMasterKey());
+  const codec = new BlockCodec(keys.block, 'zstd', 3);
+  const dir = path.join(scratch.dir, 'dies');
+  mkdirSync(dir);
+  const job = (name: string): [Omit<RestoreJob, 'id' | 'sealed'>, Uint8Array] => {
+    const plaintext = Buffer.from(`the file ${name}\n`.repeat(20));
+    const key = blockKey(keys.blockHash, BlockType.data, plaintext);
+    return [{ path: path.join(dir, name), key, size: plaintext.length, meta: { mode: 0o644, atime: 1_600_000_000, mtime: 1_600_000_000 } }, codec.seal(key, BlockType.data, plaintext)];
+  };
+  const terminate = (t: RestoreThread): Promise<number> => (t as unknown as { worker: Worker }).worker.terminate();
+  // Dead while idle, between files.
+  const idle = new RestoreThread(keys.block);
+  try {
+    const [first, sealed] = job('first');
+    assert.deepEqual(await idle.write(idle.claim(first.size), first, sealed), []);
+    assert.equal(statSync(first.path).size, first.size);
+    await terminate(idle);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(idle.hasRoom(10), false, 'no more files for a dead thread');
+    const [later, laterSealed] = job('later');
+    await assert.rejects(idle.write(idle.claim(later.size), later, laterSealed), (err: Error) => isBackendError(err) && /restore thread exited/.test(err.message));
+  } finally {
+    await idle.close();
+  }
+  // Dead with files in hand.
+  const busy = new RestoreThread(keys.block);
+  try {
+    const writes = ['a', 'b', 'c'].map((name) => {
+      const [j, sealed] = job(name);
+      return busy.write(busy.claim(j.size), j, sealed);
+    });
+    await terminate(busy);
+    const settled = await Promise.allSettled(writes);
+    // Each was written before the thread died, or failed: none is left waiting.
+    for (const s of settled) if (s.status === 'rejected') assert.match((s.reason as Error).message, /restore thread exited/);
+  } finally {
+    await busy.close();
   }
 });

@@ -138,7 +138,8 @@ export class RestoreThread {
     });
     worker.on('error', (err) => this.fail(new BackendError('internal', `restore thread failed: ${err.message}`)));
     worker.on('exit', (code) => {
-      if (this.waiting.size > 0) this.fail(new BackendError('internal', `restore thread exited (${code}) with files unwritten`));
+      // Not stopped by close: later writes fail too (a dead thread answers none), those waiting at once.
+      if (this.worker === worker) this.fail(new BackendError('internal', `restore thread exited (${code})${this.waiting.size > 0 ? ' with files unwritten' : ''}`));
     });
     this.worker = worker;
     return worker;
