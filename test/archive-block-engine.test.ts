@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { BlockCodec, blockKey } from '../src/archive/block-codec.js';
@@ -88,6 +89,26 @@ test('a worker thread is started only when a block needs one: small blocks are n
     const block = await engine.hash(BlockType.data, big);
     assert.ok(threads() > before, 'a worker for a big one');
     assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(big));
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a block worker that dies (terminated by the test: a crash cannot be caused for real) fails what it held and everything asked later: nothing waits for ever', async () => {
+  const engine = makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1, chunker: { seed: keys.chunker, sizes } });
+  try {
+    const held = await engine.hash(BlockType.data, patternBytes(200_000, 5));
+    const worker = (engine as unknown as { workers: Array<Worker | null> }).workers[0];
+    assert.ok(worker);
+    await worker.terminate();
+    await new Promise((resolve) => setImmediate(resolve));
+    await assert.rejects(engine.seal(held), /block worker exited/);
+    await assert.rejects(engine.hash(BlockType.data, patternBytes(200_000, 6)), /block worker exited/);
+    const reader = engine.readFile;
+    assert.ok(reader !== null);
+    await assert.rejects(async () => {
+      for await (const window of reader(Buffer.from(process.execPath), 100)) assert.ok(window);
+    }, /block worker exited/);
   } finally {
     await engine.close();
   }

@@ -134,6 +134,8 @@ class WorkerEngine implements BlockEngine {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private readonly inline: InlineEngine;
   private readonly inlineHeld = new WeakSet<HeldBlock>();
+  /** Set when a worker dies. */
+  private failure: BackendError | null = null;
 
   constructor(private readonly options: EngineOptions, count: number) {
     this.inline = new InlineEngine(options);
@@ -175,16 +177,24 @@ class WorkerEngine implements BlockEngine {
       else if (reply.error !== undefined) waiter?.reject(new BackendError('internal', `block worker: ${reply.error}`));
       else waiter?.resolve(reply);
     });
-    worker.on('error', (err) => {
-      for (const w of this.waiting.values()) w.reject(new BackendError('internal', `block worker failed: ${err.message}`));
-      this.waiting.clear();
+    worker.on('error', (err) => this.fail(new BackendError('internal', `block worker failed: ${err.message}`)));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.fail(new BackendError('internal', `block worker exited (${code})`));
     });
     this.workers[i] = worker;
     return worker;
   }
 
+  /** A worker died: what it was asked fails, and so does everything asked from now on (a dead worker answers none). */
+  private fail(err: BackendError): void {
+    this.failure ??= err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+
   private ask(worker: number, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
     return new Promise((resolve, reject) => {
+      if (this.failure !== null) throw this.failure;
       const target = this.worker(worker);
       this.waiting.set(message.id as number, { resolve, reject });
       target.postMessage(message, transfer);
