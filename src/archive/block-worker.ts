@@ -1,9 +1,9 @@
-import { close, closeSync, open, openSync, read } from 'node:fs';
+import { close, closeSync, open, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
-import { readWithoutWaiting } from './read-without-waiting.js';
+import { readInPool, readWithoutWaiting } from './read-without-waiting.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
@@ -80,14 +80,9 @@ type Message =
  * the reply), so a file's own state is never touched by two reads at once;
  * what files share (the packed window, the pool) is claimed synchronously
  * before a read starts.
+ *
+ * readWindow reads one window of a file, cuts it, names the chunks and keeps them; the reply lists them.
  */
-function readAsync(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, buffer, offset, length, position, (err, bytes) => (err !== null ? reject(err) : resolve(bytes)));
-  });
-}
-
-/** Reads one window of a file, cuts it, names the chunks and keeps them; the reply lists them. */
 async function readWindow(id: number, fileId: number): Promise<void> {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
@@ -97,7 +92,7 @@ async function readWindow(id: number, fileId: number): Promise<void> {
   file.window = buffer;
   let bytes: number;
   try {
-    bytes = await readAsync(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
+    bytes = await readInPool(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
     file.position += bytes;
   } catch (err) {
     fileFailed(id, fileId, err as Error);

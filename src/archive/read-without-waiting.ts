@@ -29,7 +29,8 @@ export async function readWithoutWaiting(fd: number, buffer: Uint8Array, offset:
   return size;
 }
 
-function readInPool(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+/** fs.read at `position` (libuv's pool), as a promise: the bytes read. */
+export function readInPool(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     read(fd, buffer, offset, length, position, (err, bytes) => (err !== null ? reject(err) : resolve(bytes)));
   });
