@@ -8,6 +8,8 @@ test('an optional native function is found when the module is built, and null wh
   assert.equal(typeof optionalNativeFunction('cairn-malloc-trim', 'trim'), 'function');
   assert.equal(typeof optionalNativeFunction('cairn-aes-gcm', 'seal'), 'function');
   assert.equal(typeof optionalNativeFunction('cairn-readahead', 'prefetch'), 'function');
+  assert.equal(typeof optionalNativeFunction('cairn-readahead', 'readNowait'), 'function');
+  if (process.arch === 'x64') assert.equal(typeof optionalNativeFunction('cairn-crc32c', 'crc32c'), 'function');
   assert.equal(typeof optionalNativeFunction('@node-rs/crc32', 'crc32c'), 'function');
   assert.notEqual(crc32c, crc32cJs, 'the native CRC-32C is the one in use');
   assert.equal(optionalNativeFunction('cairn-malloc-trim', 'no-such-export'), null);

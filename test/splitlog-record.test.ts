@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { crc32c, crc32cJs } from '../src/backends/splitlog/crc32c.js';
+import { crc32c, crc32cJs, crc32cNodeRs, crc32cOwn } from '../src/backends/splitlog/crc32c.js';
 import { decodeRecord, encodeRecord, HEADER_SIZE, RecordType } from '../src/backends/splitlog/record.js';
 
 function reference(data: Uint8Array): number {
@@ -18,7 +18,10 @@ function reference(data: Uint8Array): number {
 }
 
 describe('splitlog records', () => {
-  for (const [label, crc] of [['native (@node-rs/crc32)', crc32c], ['JavaScript', crc32cJs]] as const) {
+  const implementations: Array<[string, (data: Uint8Array, previous?: number) => number]> = [['in use', crc32c], ['JavaScript', crc32cJs]];
+  if (crc32cOwn !== null) implementations.push(['native/crc32c', crc32cOwn]);
+  if (crc32cNodeRs !== null) implementations.push(['@node-rs/crc32', crc32cNodeRs]);
+  for (const [label, crc] of implementations) {
     it(`CRC-32C, ${label}: "123456789" is e3069283, and any split or alignment gives the bytewise result`, () => {
       assert.equal(crc(Buffer.from('123456789')).toString(16), 'e3069283');
       fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(300), fc.nat(7), (bytes, at, shift) => {
@@ -31,8 +34,28 @@ describe('splitlog records', () => {
     });
   }
 
-  it('the native CRC-32C is the one in use here (its prebuilt binary installs on linux-x64)', () => {
+  it('the native CRC-32C is the one in use here (native/crc32c on x86-64 with SSE 4.2, else @node-rs/crc32, whose prebuilt binary installs on linux-x64)', () => {
     assert.notEqual(crc32c, crc32cJs);
+    if (process.arch === 'x64') assert.equal(crc32c, crc32cOwn, 'native/crc32c is built by npm ci');
+  });
+
+  it('native/crc32c over long and unaligned data, continued from any value, gives the JavaScript result; anything but bytes is a TypeError', () => {
+    if (crc32cOwn === null) {
+      assert.notEqual(process.arch, 'x64', 'native/crc32c is missing on x86-64');
+      return;
+    }
+    const own = crc32cOwn;
+    const data = new Uint8Array(3 * 1024 * 1024 + 13);
+    for (let i = 0; i < data.length; i += 1) data[i] = (i * 2654435761) >>> 24;
+    for (const shift of [0, 1, 3, 7]) {
+      for (const previous of [0, 1, 0xe3069283, 0xffffffff]) {
+        assert.equal(own(data.subarray(shift), previous), crc32cJs(data.subarray(shift), previous), `shift ${shift}, previous ${previous}`);
+      }
+    }
+    assert.equal(own(new Uint8Array(0), 0x12345678), 0x12345678);
+    assert.throws(() => own('text' as unknown as Uint8Array), TypeError);
+    assert.throws(() => own(new Uint16Array(4) as unknown as Uint8Array), TypeError);
+    assert.throws(() => own(new Uint8Array(4), 'x' as unknown as number), TypeError);
   });
 
   it('a record decodes to its type, name and data, and any single changed bit is caught', () => {

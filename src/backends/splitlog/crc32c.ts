@@ -1,7 +1,9 @@
 /**
  * CRC-32C (Castagnoli), the checksum of every splitlog record. From
- * @node-rs/crc32 (SSE 4.2 or ARMv8 instructions: 4.9-6.6 GB/s here), with
- * plain JavaScript where its prebuilt binary is missing (slicing-by-8,
+ * native/crc32c where it is built (x86-64 with SSE 4.2: 7.3 GB/s on the
+ * bench machine of the eleventh pass, bench/NOTES.md), else @node-rs/crc32
+ * (SSE 4.2 or ARMv8 instructions: 3.1 GB/s on that machine, 4.9-6.6 GB/s on
+ * an earlier one), with plain JavaScript where its prebuilt binary is missing (slicing-by-8,
  * reading aligned 32-bit words where the platform is little-endian, bytes
  * elsewhere: 1.5-1.7 GB/s). A snapshot sums every record it writes, a
  * restore every record it reads: 540 MB of each for the 952 MB bench tree.
@@ -38,14 +40,18 @@ const EMPTY = new Int32Array(0);
 
 type Crc = (data: Uint8Array, previous?: number) => number;
 
+/** native/crc32c (SSE 4.2 on x86-64), where it is built and the processor has the instruction. */
+export const crc32cOwn = optionalNativeFunction<Crc>('cairn-crc32c', 'crc32c');
+
 /** @node-rs/crc32, where it has a prebuilt binary for this platform. */
-function loadNative(): Crc | null {
+function loadNodeRs(): Crc | null {
   const native = optionalNativeFunction<(data: Uint8Array, initial?: number) => number>('@node-rs/crc32', 'crc32c');
   return native === null ? null : (data, previous = 0) => native(data, previous);
 }
+export const crc32cNodeRs = loadNodeRs();
 
 /** Continues a CRC-32C over `data` (start with `crc32c(data)`, then `crc32c(more, previous)`). */
-export const crc32c: Crc = loadNative() ?? crc32cJs;
+export const crc32c: Crc = crc32cOwn ?? crc32cNodeRs ?? crc32cJs;
 
 /** The same in plain JavaScript (exported for the test that compares the two). */
 export function crc32cJs(data: Uint8Array, previous = 0): number {
