@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './start-worker.js';
 import { BackendError } from '../backends/errors.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { ChunkSizes } from './chunker.js';
@@ -114,7 +115,6 @@ type Reply = {
 };
 
 const SMALLEST_CLASS = 64 * 1024;
-const WORKER_YOUNG_GENERATION_MB = 8;
 const KEEP_PER_CLASS = 16;
 
 class WorkerEngine implements BlockEngine {
@@ -157,16 +157,9 @@ class WorkerEngine implements BlockEngine {
     if (started !== null && started !== undefined) return started;
     if (this.closed) throw new BackendError('internal', 'the block engine is closed');
     const options = this.options;
-    // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
-    const worker = new Worker(new URL('../archive/block-worker.js', import.meta.url), {
-      // A small young generation: the worker's objects are few and short-lived (its data lives in
-      // ArrayBuffers outside the heap), and V8's default (3 x 16 MiB semi-spaces) cost ~50 MiB of
-      // peak RSS on a 950 MB snapshot for no speed (bench/NOTES.md).
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
-      workerData: {
-        hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
-        chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
-      },
+    const worker = startWorker('block-worker.js', {
+      hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
+      chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
     });
     worker.on('message', (reply: Reply) => {
       if (reply.recycle !== undefined) this.recycle(reply.recycle.buffer as ArrayBuffer);

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './start-worker.js';
 import { decodeListing, listedEntries, MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, SHARED_WORDS, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
 import type { ListingWorkerData } from './listing-worker.js';
 
@@ -54,11 +55,7 @@ export class ListingThread {
       shared: this.words.buffer as SharedArrayBuffer,
       prefetch,
     };
-    // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
-    this.worker = new Worker(new URL('../archive/listing-worker.js', import.meta.url), {
-      resourceLimits: { maxYoungGenerationSizeMb: 8 },
-      workerData: data,
-    });
+    this.worker = startWorker('listing-worker.js', data);
     this.worker.unref();
     this.worker.on('message', (batch: ListingBatch) => {
       for (const listed of batch.listings) {

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './start-worker.js';
 import { BackendError, type ErrorCode } from '../backends/errors.js';
 import type { RestoredMetadata } from './restore-file.js';
 
@@ -122,11 +123,7 @@ export class RestoreThread {
 
   private thread(): Worker {
     if (this.worker !== null) return this.worker;
-    // From this module's directory (dist/src/archive) or from the bundled cairn command's (dist/src/cli): both lead to it.
-    const worker = new Worker(new URL('../archive/restore-worker.js', import.meta.url), {
-      resourceLimits: { maxYoungGenerationSizeMb: 8 },
-      workerData: { encryptionKey: this.encryptionKey },
-    });
+    const worker = startWorker('restore-worker.js', { encryptionKey: this.encryptionKey });
     worker.on('message', (reply: RestoreReply) => {
       for (const result of reply.results) {
         const waiter = this.waiting.get(result.id);
