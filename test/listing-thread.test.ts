@@ -14,7 +14,7 @@ import { Archive } from '../src/archive/archive.js';
 import { nativePrefetch } from '../src/archive/cold-prefetch.js';
 import { decodeListing, ListedStat, STAT_FIELDS, type ListedDirectory } from '../src/archive/listing.js';
 import { ListingThread } from '../src/archive/listing-thread.js';
-import { snapshotTree } from '../src/archive/snapshot.js';
+import { snapshotTree, startSnapshot } from '../src/archive/snapshot.js';
 import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
 import { OrderedBackend } from '../src/backends/sequencer.js';
 import { defaultConfig } from '../src/cli/cairn/config.js';
@@ -234,4 +234,28 @@ test('a thread that dies (terminated by the test: a crash cannot be caused for r
   } finally {
     late.close();
   }
+});
+
+test('files the listing thread read ahead are not handed to the main thread\'s read-ahead again; without the thread\'s, they are', { timeout: 60_000 }, async () => {
+  const root = path.join(scratch.dir, 'read-ahead-once');
+  makeTree(root);
+  const smallFiles = 5 * 4 * 3;
+  const run = async (prefetch: boolean): Promise<{ toReadAhead: number; readsAhead: boolean }> => {
+    const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(4 * 1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+    const listings = new ListingThread([root], [], prefetch);
+    try {
+      const started = startSnapshot(archive.backend, [root], { tag: 't', workers: 1, listings });
+      await started.finish(archive);
+      return { toReadAhead: started.progress.filesToReadAhead, readsAhead: listings.readsAhead };
+    } finally {
+      listings.close();
+      await archive.close();
+    }
+  };
+  const without = await run(false);
+  assert.equal(without.readsAhead, false);
+  assert.equal(without.toReadAhead, smallFiles, 'every file to read goes to the main thread\'s read-ahead');
+  const withIt = await run(true);
+  assert.equal(withIt.readsAhead, nativePrefetch !== null);
+  assert.equal(withIt.toReadAhead, nativePrefetch !== null ? 0 : smallFiles);
 });

@@ -134,3 +134,23 @@ test('a block worker reads uncached small files (in the pool) and one that grew 
     await engine.close();
   }
 });
+
+test('with CAIRN_NO_READ_NOWAIT=1 (or without the native module) files are read the usual way, synchronously, whole', () => {
+  const data = patternBytes(50_000, 11);
+  const file = uncachedFile('plain', data);
+  const module = new URL('../src/archive/read-without-waiting.js', import.meta.url).href;
+  const prefetch = new URL('../src/archive/cold-prefetch.js', import.meta.url).href;
+  const script = `
+    const { readWithoutWaiting } = await import(${JSON.stringify(module)});
+    const { nativeReadNowait } = await import(${JSON.stringify(prefetch)});
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync(${JSON.stringify(file)}, 'r');
+    const buffer = Buffer.alloc(${data.length + 1});
+    const bytes = await readWithoutWaiting(fd, buffer, 0, ${data.length + 1});
+    closeSync(fd);
+    process.stdout.write(JSON.stringify({ native: nativeReadNowait !== null, bytes, sum: buffer.subarray(0, bytes).toString('base64') }));`;
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, CAIRN_NO_READ_NOWAIT: '1' }, encoding: 'utf8' })) as { native: boolean; bytes: number; sum: string };
+  assert.equal(out.native, false, 'the variable turns readNowait off');
+  assert.equal(out.bytes, data.length);
+  assert.equal(out.sum, data.toString('base64'));
+});

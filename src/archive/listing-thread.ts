@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import { nativePrefetch } from './cold-prefetch.js';
 import { startWorker } from './start-worker.js';
 import { decodeListing, listedEntries, MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, SHARED_WORDS, STOP, TAKEN, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
 import type { ListingWorkerData } from './listing-worker.js';
@@ -34,6 +35,9 @@ export class ListingThread {
   /** Listings the walk took from the thread. */
   listingsTaken = 0;
 
+  /** Whether the thread asks the kernel to read the small files it lists ahead (see the constructor). */
+  readonly readsAhead: boolean;
+
   /** Files the thread asked the kernel to read ahead (not cached when it asked). */
   get prefetched(): number {
     return Atomics.load(this.words, PREFETCHED);
@@ -49,6 +53,7 @@ export class ListingThread {
       judged = resolve;
     });
     Atomics.store(this.words, TAKEN, -1);
+    this.readsAhead = prefetch && nativePrefetch !== null;
     const data: ListingWorkerData = {
       roots: paths.map((p) => Buffer.from(path.resolve(p)).toString('latin1')),
       exclude: exclude.map((p) => path.resolve(p)),

@@ -322,7 +322,7 @@ function updateCache(cache: FileCache, options: SnapshotOptions, update: () => v
 export async function snapshotStream(archive: Archive, input: AsyncIterable<Buffer | Uint8Array>, name: string, options: SnapshotOptions): Promise<SnapshotResult> {
   const started = Date.now();
   const { writer, close } = newWriter(archive, options);
-  const progress = { files: 1, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, current: name };
+  const progress = { files: 1, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, current: name };
   options.onStart?.(progress, writer.stats);
   try {
     const chunker = new Chunker(gearTable(archive.keys.chunker), chunkSizes(archive.maxPlaintext));

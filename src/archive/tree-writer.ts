@@ -1,5 +1,5 @@
 import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
-import type { Listing, WalkStat } from './listing.js';
+import { ListedStat, type Listing, type WalkStat } from './listing.js';
 import type { ListingThread } from './listing-thread.js';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
@@ -27,6 +27,8 @@ export interface TreeProgress {
   skipped: number;
   /** Of the files read, those read, chunked and named on this thread while a block worker read a big file. */
   filesReadHere: number;
+  /** Files handed to this thread's read-ahead (ColdPrefetch): those the listing thread did not read ahead already. */
+  filesToReadAhead: number;
   /** The file being read, for a progress line. */
   current: string;
 }
@@ -89,7 +91,7 @@ function time(ns: bigint): Time {
  * the result is deterministic.
  */
 export class TreeWriter {
-  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, current: '' };
+  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, current: '' };
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
@@ -315,7 +317,12 @@ export class TreeWriter {
   private file(abs: Buffer, name: Buffer, rel: Buffer[], relText: string, st: WalkStat): Promise<Entry | null> {
     const entry = this.baseEntry(name, st, 'file');
     const cached = this.options.cache?.lookup(abs, identity(st)) ?? null;
-    if (cached === null && st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null) this.prefetch.add(abs);
+    // Not a file the listing thread listed and read ahead already (ListedStat: its listing came from the thread).
+    const readAhead = this.options.listings?.readsAhead === true && st instanceof ListedStat;
+    if (cached === null && st.size > 0n && st.size <= BIG_FILE && this.options.writer.fileReader !== null && !readAhead) {
+      this.progress.filesToReadAhead += 1;
+      this.prefetch.add(abs);
+    }
     if (st.nlink > 1n) {
       const id = `${st.dev}:${st.ino}`;
       const first = this.hardLinks.get(id);
@@ -500,4 +507,3 @@ export class TreeWriter {
     await this.checkpointing;
   }
 }
-

@@ -1,11 +1,11 @@
 /**
  * CRC-32C (Castagnoli), the checksum of every splitlog record. From
- * native/crc32c where it is built (x86-64 with SSE 4.2: 7.3 GB/s on the
- * bench machine of the eleventh pass, bench/NOTES.md), else @node-rs/crc32
- * (SSE 4.2 or ARMv8 instructions: 3.1 GB/s on that machine, 4.9-6.6 GB/s on
- * an earlier one), with plain JavaScript where its prebuilt binary is missing (slicing-by-8,
- * reading aligned 32-bit words where the platform is little-endian, bytes
- * elsewhere: 1.5-1.7 GB/s). A snapshot sums every record it writes, a
+ * native/crc32c where it is built (x86-64 with SSE 4.2: 4.7-4.9 GB/s
+ * through Node on the bench machine of the eleventh pass, bench/NOTES.md),
+ * else @node-rs/crc32 (SSE 4.2 or ARMv8 instructions: 3.1 GB/s on that
+ * machine, 4.9-6.6 GB/s on an earlier one), with plain JavaScript where its
+ * prebuilt binary is missing (slicing-by-8, reading aligned 32-bit words
+ * where the platform is little-endian, bytes elsewhere: 1.5-1.7 GB/s). A snapshot sums every record it writes, a
  * restore every record it reads: 540 MB of each for the 952 MB bench tree.
  */
 import { endianness } from 'node:os';
