@@ -1,14 +1,17 @@
 /**
- * native/aes-gcm: AES-256-GCM written into a buffer of ours. It is built by
- * `npm ci` (an optional module, like cairn-malloc-trim), it seals to exactly
- * the bytes Node's cipher gives, and it refuses bad arguments with an error
- * instead of writing out of bounds.
+ * native/aes-gcm: AES-256-GCM written into a buffer of ours, and block keys
+ * (HMAC-SHA256) without an Hmac object per block. It is built by `npm ci`
+ * (an optional module, like cairn-malloc-trim), it seals to exactly the
+ * bytes Node's cipher gives and names blocks exactly as Node's Hmac does,
+ * and it refuses bad arguments with an error instead of writing out of
+ * bounds.
  */
 import assert from 'node:assert/strict';
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { BlockCodec, blockKey, sealBlock, sealsNatively, type NativeGcm } from '../src/archive/block-codec.js';
+import { Worker } from 'node:worker_threads';
+import { BlockCodec, blockKey, blockKeyByNode, namesNatively, sealBlock, sealsNatively, type NativeGcm } from '../src/archive/block-codec.js';
 import { BlockType } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
 
@@ -99,4 +102,63 @@ test('a block sealed with the right key whose payload is not a zstd frame is cor
   const sealed = sealBlock(keys.block, randomBytes(12), key, Buffer.of(1, BlockType.data), Buffer.from('not a zstd frame at all'));
   assert.throws(() => codec.open(key, BlockType.data, sealed), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'corrupt' && /does not decompress/.test(err.message));
   assert.throws(() => codec.openTransient(key, BlockType.data, sealed), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'corrupt' && /does not decompress/.test(err.message));
+});
+
+type NativeBlockKey = (hashKey: Uint8Array, type: number, plaintext: Uint8Array) => string;
+const nativeBlockKey = (): NativeBlockKey => (createRequire(import.meta.url)('cairn-aes-gcm') as { blockKey: NativeBlockKey }).blockKey;
+
+test('block keys are computed by cairn-aes-gcm\'s blockKey', { skip: process.platform !== 'linux' }, () => {
+  assert.equal(typeof nativeBlockKey(), 'function');
+  assert.equal(namesNatively, true);
+});
+
+test('a block key computed natively is the HMAC-SHA256 Node computes, for every length around SHA-256\'s block and keys up to 64 bytes', () => {
+  const blockKeyOf = nativeBlockKey();
+  for (const keyLength of [0, 1, 32, 63, 64]) {
+    const hashKey = randomBytes(keyLength);
+    for (const length of [0, 1, 54, 55, 56, 63, 64, 65, 119, 120, 4096, 1024 * 1024 + 3]) {
+      const plaintext = randomBytes(length);
+      for (const type of [BlockType.data, BlockType.directory, 0, 255]) {
+        const expected = createHmac('sha256', hashKey).update(Buffer.of(type)).update(plaintext).digest('hex');
+        assert.equal(blockKeyOf(hashKey, type, plaintext), expected, `key ${keyLength} bytes, ${length} bytes of type ${type}`);
+        assert.equal(blockKeyByNode(hashKey, type as BlockType, plaintext), expected);
+      }
+    }
+  }
+  // A view into a larger buffer: only its own bytes count.
+  const hashKey = randomBytes(32);
+  const whole = randomBytes(1000);
+  const view = whole.subarray(100, 300);
+  assert.equal(blockKey(hashKey, BlockType.data, view), blockKeyByNode(hashKey, BlockType.data, Buffer.from(view)));
+});
+
+test('block keys computed natively in worker threads (a digest context each) are the main thread\'s', async () => {
+  const hashKey = randomBytes(32);
+  const inputs = Array.from({ length: 4 }, (_, i) => randomBytes(1000 + i * 50_000));
+  const module = new URL('../src/archive/block-codec.js', import.meta.url).href;
+  const script = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(${JSON.stringify(module)}).then(({ blockKey }) => {
+      parentPort.postMessage(workerData.inputs.map((input) => blockKey(Buffer.from(workerData.hashKey), 1, input)));
+    });
+  `;
+  const keysFrom = (): Promise<string[]> => new Promise((resolve, reject) => {
+    const worker = new Worker(script, { eval: true, workerData: { hashKey, inputs } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const results = await Promise.all([keysFrom(), keysFrom(), keysFrom()]);
+  const expected = inputs.map((input) => blockKeyByNode(hashKey, BlockType.data, input));
+  for (const keys of results) assert.deepEqual(keys, expected);
+});
+
+test('blockKey refuses bad arguments with an error', () => {
+  const blockKeyOf = nativeBlockKey() as unknown as (...args: unknown[]) => string;
+  const data = Buffer.from('data');
+  assert.throws(() => blockKeyOf(randomBytes(65), 1, data), RangeError);
+  assert.throws(() => blockKeyOf(randomBytes(32), 256, data), RangeError);
+  assert.throws(() => blockKeyOf(randomBytes(32), 1, 'data'), TypeError);
+  assert.throws(() => blockKeyOf('key', 1, data), TypeError);
+  assert.throws(() => blockKeyOf(randomBytes(32), 1), TypeError);
+  assert.throws(() => blockKeyOf(randomBytes(32), 1, new Uint16Array(4)), TypeError);
 });

@@ -4,9 +4,12 @@
  * bytes of ciphertext, then the 16-byte tag). Node's cipher returns a
  * fresh buffer for every update; this writes where the caller says, with
  * the OpenSSL that Node itself carries (its symbols are the process's).
+ * The module also exports blockKey (block_key.c).
  */
 #include <node_api.h>
 #include <openssl/evp.h>
+
+#include "block_key.h"
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "aes_gcm: bad arguments"); return NULL; } } while (0)
 
@@ -60,6 +63,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "seal", fn) != napi_ok) return NULL;
+  if (!register_block_key(env, exports)) return NULL;
   return exports;
 }
 

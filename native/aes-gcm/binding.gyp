@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "aes_gcm",
-      "sources": ["aes_gcm.c"]
+      "sources": ["aes_gcm.c", "block_key.c"]
     }
   ]
 }
