@@ -104,7 +104,7 @@ function peakHeapWith(keeperStarted: boolean): number {
   return (runChild(['--input-type=module', '-e', script]) as { peak: number }).peak;
 }
 
-test('keepMemoryDown has V8 collect a heap that grew a fifth past what it kept, instead of letting it grow several times larger', () => {
+test('keepMemoryDown has V8 collect a heap that grew to twice what it kept, instead of letting it grow several times larger', () => {
   const without = peakHeapWith(false);
   const withKeeper = peakHeapWith(true);
   assert.ok(withKeeper < (without * 2) / 3, `peak heap ${withKeeper} bytes with the keeper, ${without} without`);
