@@ -2,11 +2,11 @@
  * A restore that cannot write (here: a file-size limit, `ulimit -f`, a real
  * fault: the kernel refuses writes past it with EFBIG) stops at the first
  * failure and says which file, in one line, with exit status 1; the
- * files it had finished are whole.
+ * files it had finished are whole, and the one it was writing is removed.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
@@ -16,21 +16,47 @@ import { scratchDir } from './support/scratch.js';
 const scratch = scratchDir('cairn-restore-failure-');
 after(() => scratch.remove());
 
-test('extract under a file-size limit fails on the big file with one line and status 1; the small file is whole', async () => {
-  const ctx = await makeContext(scratch.dir);
-  const tree = path.join(scratch.dir, 'tree');
-  mkdirSync(tree);
-  writeFileSync(path.join(tree, 'big.bin'), contentOf(300_000, 7));
-  writeFileSync(path.join(tree, 'a-small.txt'), 'fits under the limit\n');
-  await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
-  const dest = path.join(scratch.dir, 'restored');
-  // bash's ulimit -f counts KiB: writes past 64 KiB of a file fail (Node ignores SIGXFSZ).
-  const child = spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', process.execPath, CAIRN_CLI, '--config', ctx.configFile, 'extract', '-q', 'home', dest], {
-    encoding: 'utf8', env: cliEnvironment(),
+/** Restores `tree`'s snapshot under `ulimit -f 64` (KiB: writes past 64 KiB of a file fail; Node ignores SIGXFSZ). */
+function extractUnderLimit(ctx: { configFile: string }, dest: string, env: NodeJS.ProcessEnv = {}): { status: number | null; stderr: string } {
+  return spawnSync('bash', ['-c', 'ulimit -f 64 && exec "$@"', 'bash', process.execPath, CAIRN_CLI, '--config', ctx.configFile, 'extract', '-q', 'home', dest], {
+    encoding: 'utf8', env: cliEnvironment(env),
   });
+}
+
+for (const thread of ['1', '0']) {
+  test(`extract under a file-size limit fails on the big file with one line and status 1; the small file is whole, the big one not left (restore thread ${thread === '1' ? 'on' : 'off'})`, async () => {
+    const dir = path.join(scratch.dir, `one-block-${thread}`);
+    mkdirSync(dir);
+    const ctx = await makeContext(dir);
+    const tree = path.join(dir, 'tree');
+    mkdirSync(tree);
+    writeFileSync(path.join(tree, 'big.bin'), contentOf(300_000, 7));
+    writeFileSync(path.join(tree, 'a-small.txt'), 'fits under the limit\n');
+    await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
+    const dest = path.join(dir, 'restored');
+    const child = extractUnderLimit(ctx, dest, { CAIRN_RESTORE_THREAD: thread });
+    assert.equal(child.status, 1, child.stderr);
+    const lines = child.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, child.stderr);
+    assert.match(lines[0] as string, /^cairn: cannot write .*\/big\.bin: EFBIG: file too large/);
+    assert.equal(readFileSync(path.join(dest, 'a-small.txt'), 'utf8'), 'fits under the limit\n');
+    // Its first 64 KiB were written before the failure: the partial file is removed, not left looking restored.
+    assert.equal(existsSync(path.join(dest, 'big.bin')), false, 'big.bin was left behind, short');
+  });
+}
+
+test('a file of several blocks that cannot be written whole is removed, not left short', async () => {
+  const dir = path.join(scratch.dir, 'several-blocks');
+  mkdirSync(dir);
+  const ctx = await makeContext(dir);
+  const tree = path.join(dir, 'tree');
+  mkdirSync(tree);
+  writeFileSync(path.join(tree, 'large.bin'), contentOf(6 * 1024 * 1024, 11));
+  await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
+  const dest = path.join(dir, 'restored');
+  const child = extractUnderLimit(ctx, dest);
   assert.equal(child.status, 1, child.stderr);
-  const lines = child.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, child.stderr);
-  assert.match(lines[0] as string, /^cairn: cannot write .*\/big\.bin: EFBIG: file too large/);
-  assert.equal(readFileSync(path.join(dest, 'a-small.txt'), 'utf8'), 'fits under the limit\n');
+  assert.match(child.stderr, /^cairn: cannot write .*\/large\.bin: EFBIG: file too large/);
+  assert.equal(existsSync(path.join(dest, 'large.bin')), false, 'large.bin was left behind, short');
+  assert.equal(existsSync(dest), true, 'the destination itself stays');
 });

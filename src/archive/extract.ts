@@ -10,7 +10,7 @@ import { ByteBudget } from './byte-budget.js';
 import { readContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
-import { applyMetadata, createRestoredFile, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
+import { applyMetadata, createRestoredFile, discardPartial, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
 import { RestoreThread } from './restore-thread.js';
 import { Semaphore } from './semaphore.js';
 import { EventLoopSlices } from './event-loop-slices.js';
@@ -278,6 +278,10 @@ export class Extractor {
       }
       // A file that ends in a hole gets its length here.
       if (end < position) writingTo(target, () => ftruncateSync(fd, position));
+    } catch (err) {
+      // Short, or with holes where data was: not left looking restored.
+      discardPartial(target);
+      throw err;
     } finally {
       closeSync(fd);
     }

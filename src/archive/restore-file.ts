@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, ftruncateSync, lchownSync, lutimesSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, ftruncateSync, lchownSync, lutimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { displayName } from './tree-entry.js';
 
 /**
@@ -38,6 +38,19 @@ export function applyMetadata(target: Buffer, meta: RestoredMetadata, kind: Rest
 /** A new file for a restore to write: never an existing one, never through a symbolic link. */
 export function createRestoredFile(target: Buffer): number {
   return openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+}
+
+/**
+ * Removes a file this restore created and could not finish (best effort: the
+ * failure that stopped it is what the user needs to hear of), so that no
+ * file that looks restored is left short or with holes where data was.
+ */
+export function discardPartial(target: Buffer): void {
+  try {
+    unlinkSync(target);
+  } catch {
+    // Gone already, or the directory refuses: the restore's own error says what went wrong.
+  }
 }
 
 /** Runs a write to `target`; its failure (EFBIG, ENOSPC, EIO: calls on a descriptor, whose errors name no file) says which file. */
@@ -84,6 +97,9 @@ export function writeWholeFile(target: Buffer, data: Buffer): void {
     const end = writingTo(target, () => writeSparse(fd, data, 0));
     // A file that ends in a hole gets its length here.
     if (end < data.length) writingTo(target, () => ftruncateSync(fd, data.length));
+  } catch (err) {
+    discardPartial(target);
+    throw err;
   } finally {
     closeSync(fd);
   }
