@@ -125,6 +125,9 @@ test('a block key computed natively is the HMAC-SHA256 Node computes, for every 
       }
     }
   }
+  // A key longer than SHA-256's block (never an archive's): blockKey gives Node's answer, which hashes it first.
+  const longKey = randomBytes(100);
+  assert.equal(blockKey(longKey, BlockType.data, Buffer.from('x')), createHmac('sha256', longKey).update(Buffer.of(BlockType.data)).update('x').digest('hex'));
   // A view into a larger buffer: only its own bytes count.
   const hashKey = randomBytes(32);
   const whole = randomBytes(1000);

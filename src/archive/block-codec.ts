@@ -45,7 +45,8 @@ export type Compression = 'zstd' | 'none';
  * built (one call, no Hmac object per block), else Node's Hmac.
  */
 export function blockKey(hashKey: Buffer, type: BlockType, plaintext: Uint8Array): string {
-  return nativeBlockKey === null ? blockKeyByNode(hashKey, type, plaintext) : nativeBlockKey(hashKey, type, plaintext);
+  // The native HMAC takes keys of up to one SHA-256 block (an archive's are 32 bytes); Node's hashes longer ones first.
+  return nativeBlockKey === null || hashKey.length > 64 ? blockKeyByNode(hashKey, type, plaintext) : nativeBlockKey(hashKey, type, plaintext);
 }
 
 type BlockKeyFunction = (hashKey: Uint8Array, type: number, plaintext: Uint8Array) => string;
