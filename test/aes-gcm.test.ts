@@ -1,5 +1,5 @@
 /**
- * native/aes-gcm: AES-256-GCM written into a buffer of ours, and block keys
+ * native/aes-gcm: AES-256-GCM written into (and opened into) a buffer of ours, and block keys
  * (HMAC-SHA256) without an Hmac object per block. It is built by `npm ci`
  * (an optional module, like cairn-malloc-trim), it seals to exactly the
  * bytes Node's cipher gives and names blocks exactly as Node's Hmac does,
@@ -11,7 +11,7 @@ import { createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { BlockCodec, blockKey, blockKeyByNode, namesNatively, sealBlock, sealsNatively, type NativeGcm } from '../src/archive/block-codec.js';
+import { BlockCodec, blockKey, blockKeyByNode, namesNatively, opensNatively, sealBlock, sealsNatively, type NativeGcm, type NativeOpen } from '../src/archive/block-codec.js';
 import { BlockType } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
 
@@ -69,6 +69,76 @@ test('bad arguments are refused with an error, never written past the output', (
   assert.throws(() => seal(key, nonce.subarray(0, 8), aad, head, payload, guard), RangeError);
   assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head, 'text', guard), TypeError);
   assert.throws(() => (seal as unknown as (...args: unknown[]) => void)(key, nonce, aad, head), /6 arguments/);
+});
+
+const nativeOpen = (): NativeOpen => (createRequire(import.meta.url)('cairn-aes-gcm') as { open: NativeOpen }).open;
+
+test('blocks are opened by cairn-aes-gcm\'s open', { skip: process.platform !== 'linux' }, () => {
+  assert.equal(typeof nativeOpen(), 'function');
+  assert.equal(opensNatively, true);
+});
+
+test('a codec opening natively gives the bytes Node\'s decipher gives, and both refuse a flipped bit, a wrong key name or a wrong type alike', () => {
+  const keys = deriveKeys(newMasterKey());
+  const native = new BlockCodec(keys.block, 'zstd', 3, nativeOpen());
+  const byNode = new BlockCodec(keys.block, 'zstd', 3, null);
+  for (const length of [0, 1, 15, 16, 17, 4096, 70_000, 1024 * 1024 + 5]) {
+    for (const plain of [randomBytes(length), Buffer.alloc(length, 'compressible text ')]) {
+      const key = blockKey(keys.blockHash, BlockType.data, plain);
+      const sealed = native.seal(key, BlockType.data, plain);
+      for (const codec of [native, byNode]) {
+        assert.ok(codec.open(key, BlockType.data, sealed).equals(plain), `open, ${length} bytes`);
+        assert.ok(codec.openTransient(key, BlockType.data, sealed).equals(plain), `openTransient, ${length} bytes`);
+        const flipped = Buffer.from(sealed);
+        flipped[flipped.length - 20] = (flipped[flipped.length - 20] as number) ^ 1;
+        assert.throws(() => codec.open(key, BlockType.data, flipped), { code: 'corrupt' });
+        assert.throws(() => codec.openTransient(key, BlockType.data, flipped), { code: 'corrupt' });
+        const otherKey = blockKey(keys.blockHash, BlockType.data, Buffer.concat([plain, Buffer.of(0)]));
+        assert.throws(() => codec.open(otherKey, BlockType.data, sealed), /authentication failed/);
+        assert.throws(() => codec.open(key, BlockType.directory, sealed), /is of type/);
+      }
+    }
+  }
+  // A stored block's payload from openTransient is the codec's buffer: valid until the next call, then reused.
+  const a = randomBytes(5000);
+  const b = randomBytes(5000);
+  const keyA = blockKey(keys.blockHash, BlockType.data, a);
+  const keyB = blockKey(keys.blockHash, BlockType.data, b);
+  const first = native.openTransient(keyA, BlockType.data, native.seal(keyA, BlockType.data, a));
+  assert.ok(first.equals(a));
+  native.openTransient(keyB, BlockType.data, native.seal(keyB, BlockType.data, b));
+  assert.ok(first.equals(b), 'the same buffer serves the next call');
+  // open gives a buffer of the caller's own.
+  const owned = native.open(keyA, BlockType.data, native.seal(keyA, BlockType.data, a));
+  native.openTransient(keyB, BlockType.data, native.seal(keyB, BlockType.data, b));
+  assert.ok(owned.equals(a));
+});
+
+test('open refuses bad arguments with an error, never writes past the output, and says false for a wrong tag', () => {
+  const open = nativeOpen() as unknown as (...args: unknown[]) => boolean;
+  const { seal } = native();
+  const key = randomBytes(32);
+  const nonce = randomBytes(12);
+  const aad = Buffer.from('aad');
+  const payload = randomBytes(100);
+  // Sealed with an empty head (the associated data's length once counted as output there): the payload alone.
+  const sealed = Buffer.alloc(100 + 16);
+  seal(key, nonce, aad, Buffer.alloc(0), payload, sealed);
+  assert.ok(sealBlock(key, nonce, 'aad', Buffer.alloc(0), payload, null).subarray(13).equals(sealed), 'as Node seals it');
+  const body = sealed.subarray(0, 100);
+  const tag = sealed.subarray(100);
+  const out = Buffer.alloc(100);
+  assert.equal(open(key, nonce, aad, body, tag, out), true);
+  assert.ok(out.equals(payload));
+  assert.equal(open(key, nonce, Buffer.from('other'), body, tag, Buffer.alloc(100)), false);
+  assert.equal(open(randomBytes(32), nonce, aad, body, tag, Buffer.alloc(100)), false);
+  const guard = Buffer.alloc(108, 0xaa);
+  assert.throws(() => open(key, nonce, aad, body, tag, guard.subarray(0, 99)), RangeError, 'no room for the plaintext');
+  assert.ok(guard.every((b) => b === 0xaa), 'nothing written');
+  assert.throws(() => open(key.subarray(0, 16), nonce, aad, body, tag, out), RangeError);
+  assert.throws(() => open(key, nonce, aad, body, tag.subarray(0, 12), out), RangeError);
+  assert.throws(() => open(key, nonce, aad, 'text', tag, out), TypeError);
+  assert.throws(() => open(key, nonce, aad, body, tag), /6 arguments/);
 });
 
 test('openTransient gives the bytes open gives, in a buffer it uses again, and refuses what open refuses', () => {

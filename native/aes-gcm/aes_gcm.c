@@ -4,7 +4,7 @@
  * bytes of ciphertext, then the 16-byte tag). Node's cipher returns a
  * fresh buffer for every update; this writes where the caller says, with
  * the OpenSSL that Node itself carries (its symbols are the process's).
- * The module also exports blockKey (block_key.c).
+ * open is the reverse; the module also exports blockKey (block_key.c).
  */
 #include <node_api.h>
 #include <openssl/evp.h>
@@ -46,6 +46,8 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   unsigned char *out = p[5];
   ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, p[0], p[1]) == 1;
   ok = ok && (n[2] == 0 || EVP_EncryptUpdate(ctx, NULL, &written, p[2], (int)n[2]) == 1);
+  /* The associated data's update counts its own length: nothing of it is output. */
+  written = 0;
   ok = ok && (n[3] == 0 || EVP_EncryptUpdate(ctx, out, &written, p[3], (int)n[3]) == 1);
   out += ok ? written : 0;
   ok = ok && (n[4] == 0 || EVP_EncryptUpdate(ctx, out, &written, p[4], (int)n[4]) == 1);
@@ -59,10 +61,49 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * open(key, nonce, aad, ciphertext, tag, out) -> whether the tag is right:
+ * AES-256-GCM of ciphertext decrypted into out (at least as long). When it
+ * says false, out holds bytes that must not be used. Node's decipher is an
+ * object and a fresh buffer per call; a restore opens one per block.
+ */
+static napi_value open_sealed(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  unsigned char *p[6];
+  size_t n[6];
+  if (argc != 6) { napi_throw_error(env, NULL, "aes_gcm.open takes 6 arguments"); return NULL; }
+  for (int i = 0; i < 6; i++) {
+    if (!bytes(env, argv[i], &p[i], &n[i])) { napi_throw_type_error(env, NULL, "aes_gcm.open: every argument is a Uint8Array"); return NULL; }
+  }
+  if (n[0] != 32 || n[1] != 12 || n[4] != 16 || n[5] < n[3] || n[3] > 0x7fffffff || n[2] > 0x7fffffff) {
+    napi_throw_range_error(env, NULL, "aes_gcm.open: a 32-byte key, a 12-byte nonce, a 16-byte tag, and room for the plaintext");
+    return NULL;
+  }
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int ok = ctx != NULL;
+  int written = 0;
+  ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, p[0], p[1]) == 1;
+  ok = ok && (n[2] == 0 || EVP_DecryptUpdate(ctx, NULL, &written, p[2], (int)n[2]) == 1);
+  ok = ok && (n[3] == 0 || EVP_DecryptUpdate(ctx, p[5], &written, p[3], (int)n[3]) == 1);
+  ok = ok && (n[3] == 0 || (size_t)written == n[3]);
+  ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, p[4]) == 1;
+  /* GCM writes nothing at the end: the final call only checks the tag. */
+  int authentic = ok && EVP_DecryptFinal_ex(ctx, p[5] + n[3], &written) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) { napi_throw_error(env, NULL, "aes_gcm.open: OpenSSL failed"); return NULL; }
+  napi_value result;
+  if (napi_get_boolean(env, authentic, &result) != napi_ok) return NULL;
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "seal", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, open_sealed, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "open", fn) != napi_ok) return NULL;
   if (!register_block_key(env, exports)) return NULL;
   return exports;
 }

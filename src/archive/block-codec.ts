@@ -31,11 +31,19 @@ export interface NativeGcm {
   seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, head: Uint8Array, payload: Uint8Array, out: Uint8Array): void;
 }
 
+/** native/aes-gcm's open: decrypts `ciphertext` into `out`; false when the tag is wrong (then `out` must not be used). */
+export type NativeOpen = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array) => boolean;
+
 const nativeSeal = process.env.CAIRN_NO_NATIVE_GCM === '1' ? null : optionalNativeFunction<NativeGcm['seal']>('cairn-aes-gcm', 'seal');
 const nativeGcm: NativeGcm | null = nativeSeal === null ? null : { seal: nativeSeal };
 
 /** Whether blocks are sealed by native/aes-gcm (tests check both ways give the same bytes). */
 export const sealsNatively = nativeGcm !== null;
+
+const nativeOpen = process.env.CAIRN_NO_NATIVE_GCM === '1' ? null : optionalNativeFunction<NativeOpen>('cairn-aes-gcm', 'open');
+
+/** Whether blocks are opened by native/aes-gcm. */
+export const opensNatively = nativeOpen !== null;
 
 export type Compression = 'zstd' | 'none';
 
@@ -113,10 +121,16 @@ export class BlockCodec {
   private scratch = Buffer.alloc(0);
   private readonly decompressor = new Decompressor();
   private readonly dctx = new zstd.DCtx();
+  /** Where `openTransient` decrypts, natively. */
+  private cipherScratch = Buffer.alloc(0);
   /** Where `openTransient` decompresses. */
   private plainScratch = Buffer.alloc(0);
 
-  constructor(private readonly encryptionKey: Buffer, private readonly compression: Compression = 'zstd', level = 3) {
+  /** `opener`: native/aes-gcm's open where it is built, null for Node's decipher (tests compare the two). */
+  constructor(
+    private readonly encryptionKey: Buffer, private readonly compression: Compression = 'zstd', level = 3,
+    private readonly opener: NativeOpen | null = nativeOpen,
+  ) {
     this.cctx.setParameter(zstd.CParameter.compressionLevel, level);
   }
 
@@ -155,7 +169,7 @@ export class BlockCodec {
 
   /** Opens a block read under `key`, checking it is of `type`; any tampering is `corrupt`. */
   open(key: string, type: BlockType, sealed: Uint8Array): Buffer {
-    const [method, payload] = this.decrypt(key, type, sealed);
+    const [method, payload] = this.decrypt(key, type, sealed, false);
     return method === 0 ? payload : this.decompressed(key, () => this.decompressor.decompress(payload));
   }
 
@@ -166,7 +180,7 @@ export class BlockCodec {
    * file): no block-sized buffer per block for the collector to free.
    */
   openTransient(key: string, type: BlockType, sealed: Uint8Array): Buffer {
-    const [method, payload] = this.decrypt(key, type, sealed);
+    const [method, payload] = this.decrypt(key, type, sealed, true);
     if (method === 0) return payload;
     return this.decompressed(key, () => {
       const size = zstd.getFrameContentSize(payload);
@@ -188,12 +202,38 @@ export class BlockCodec {
     }
   }
 
-  /** Checks and decrypts a sealed block: its compression method and payload. */
-  private decrypt(key: string, type: BlockType, sealed: Uint8Array): [method: 0 | 1, payload: Buffer] {
+  /**
+   * Checks and decrypts a sealed block: its compression method and payload.
+   * `transient`: natively, into a buffer this codec uses again (valid until
+   * the next call).
+   */
+  private decrypt(key: string, type: BlockType, sealed: Uint8Array, transient: boolean): [method: 0 | 1, payload: Buffer] {
     if (sealed.length < 1 + 12 + 2 + 16 || sealed[0] !== BLOCK_VERSION) {
       throw new BackendError('corrupt', `block ${key} is damaged (bad header)`);
     }
     const nonce = sealed.subarray(1, 13);
+    const plain = this.opener !== null ? this.decryptNatively(key, sealed, nonce, this.opener, transient) : this.decryptByNode(key, sealed, nonce);
+    if (plain[1] !== type) throw new BackendError('corrupt', `block ${key} is of type ${plain[1]}, expected ${type}`);
+    if (plain[0] !== 0 && plain[0] !== 1) throw new BackendError('corrupt', `block ${key} names an unknown compression ${plain[0]}`);
+    return [plain[0], plain.subarray(2)];
+  }
+
+  private decryptNatively(key: string, sealed: Uint8Array, nonce: Uint8Array, opener: NativeOpen, transient: boolean): Buffer {
+    const body = sealed.subarray(13, sealed.length - 16);
+    let out: Buffer;
+    if (transient) {
+      if (this.cipherScratch.length < body.length) this.cipherScratch = Buffer.allocUnsafeSlow(Math.max(body.length, 64 * 1024));
+      out = this.cipherScratch.subarray(0, body.length);
+    } else {
+      out = Buffer.allocUnsafe(body.length);
+    }
+    if (!opener(this.encryptionKey, nonce, Buffer.from(key, 'latin1'), body, sealed.subarray(sealed.length - 16), out)) {
+      throw new BackendError('corrupt', `block ${key} is damaged or was tampered with (authentication failed)`);
+    }
+    return out;
+  }
+
+  private decryptByNode(key: string, sealed: Uint8Array, nonce: Uint8Array): Buffer {
     const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, nonce);
     decipher.setAAD(Buffer.from(key, 'latin1'));
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
@@ -206,8 +246,6 @@ export class BlockCodec {
     } catch {
       throw new BackendError('corrupt', `block ${key} is damaged or was tampered with (authentication failed)`);
     }
-    if (plain[1] !== type) throw new BackendError('corrupt', `block ${key} is of type ${plain[1]}, expected ${type}`);
-    if (plain[0] !== 0 && plain[0] !== 1) throw new BackendError('corrupt', `block ${key} names an unknown compression ${plain[0]}`);
-    return [plain[0], plain.subarray(2)];
+    return plain;
   }
 }
