@@ -8,10 +8,9 @@
  */
 #include <node_api.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 
 #include "block_key.h"
-
-#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "aes_gcm: bad arguments"); return NULL; } } while (0)
 
 static int bytes(napi_env env, napi_value value, unsigned char **data, size_t *length) {
   bool is_typed;
@@ -26,16 +25,30 @@ static int bytes(napi_env env, napi_value value, unsigned char **data, size_t *l
   return 1;
 }
 
-static napi_value seal(napi_env env, napi_callback_info info) {
+/* The six Uint8Array arguments of seal and open; 0 (with a JavaScript error thrown) for anything else. */
+static int six_arrays(napi_env env, napi_callback_info info, const char *name, unsigned char *p[6], size_t n[6]) {
   size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char message[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
+    snprintf(message, sizeof message, "aes_gcm.%s takes 6 arguments", name);
+    napi_throw_error(env, NULL, message);
+    return 0;
+  }
+  for (int i = 0; i < 6; i++) {
+    if (!bytes(env, argv[i], &p[i], &n[i])) {
+      snprintf(message, sizeof message, "aes_gcm.%s: every argument is a Uint8Array", name);
+      napi_throw_type_error(env, NULL, message);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static napi_value seal(napi_env env, napi_callback_info info) {
   unsigned char *p[6];
   size_t n[6];
-  if (argc != 6) { napi_throw_error(env, NULL, "aes_gcm.seal takes 6 arguments"); return NULL; }
-  for (int i = 0; i < 6; i++) {
-    if (!bytes(env, argv[i], &p[i], &n[i])) { napi_throw_type_error(env, NULL, "aes_gcm.seal: every argument is a Uint8Array"); return NULL; }
-  }
+  if (!six_arrays(env, info, "seal", p, n)) return NULL;
   if (n[0] != 32 || n[1] != 12 || n[5] < n[3] + n[4] + 16 || n[3] > 0x7fffffff || n[4] > 0x7fffffff || n[2] > 0x7fffffff) {
     napi_throw_range_error(env, NULL, "aes_gcm.seal: a 32-byte key, a 12-byte nonce, and room for the ciphertext and tag");
     return NULL;
@@ -68,15 +81,9 @@ static napi_value seal(napi_env env, napi_callback_info info) {
  * object and a fresh buffer per call; a restore opens one per block.
  */
 static napi_value open_sealed(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   unsigned char *p[6];
   size_t n[6];
-  if (argc != 6) { napi_throw_error(env, NULL, "aes_gcm.open takes 6 arguments"); return NULL; }
-  for (int i = 0; i < 6; i++) {
-    if (!bytes(env, argv[i], &p[i], &n[i])) { napi_throw_type_error(env, NULL, "aes_gcm.open: every argument is a Uint8Array"); return NULL; }
-  }
+  if (!six_arrays(env, info, "open", p, n)) return NULL;
   if (n[0] != 32 || n[1] != 12 || n[4] != 16 || n[5] < n[3] || n[3] > 0x7fffffff || n[2] > 0x7fffffff) {
     napi_throw_range_error(env, NULL, "aes_gcm.open: a 32-byte key, a 12-byte nonce, a 16-byte tag, and room for the plaintext");
     return NULL;

@@ -174,8 +174,9 @@ export class BlockCodec {
   }
 
   /**
-   * As `open`, but a compressed block is decompressed into a buffer this
-   * codec keeps and uses again: the plaintext is valid until the next call.
+   * As `open`, but a block is decompressed (and, natively, decrypted) into
+   * buffers this codec keeps and uses again: the plaintext is valid until
+   * the next call.
    * For a reader that uses it at once (the restore thread writes it to a
    * file): no block-sized buffer per block for the collector to free.
    */
