@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
-import { CAIRN_CLI, cliEnvironment, contentOf, makeContext } from './cairn-fixtures.js';
+import { blockFiles, CAIRN_CLI, cliEnvironment, contentOf, makeContext } from './cairn-fixtures.js';
 import { scratchDir } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-restore-failure-');
@@ -59,4 +59,27 @@ test('a file of several blocks that cannot be written whole is removed, not left
   assert.match(child.stderr, /^cairn: cannot write .*\/large\.bin: EFBIG: file too large/);
   assert.equal(existsSync(path.join(dest, 'large.bin')), false, 'large.bin was left behind, short');
   assert.equal(existsSync(dest), true, 'the destination itself stays');
+});
+
+test('a file of several blocks one of which turns out damaged is removed, not left short', async () => {
+  const dir = path.join(scratch.dir, 'damaged-block');
+  mkdirSync(dir);
+  const ctx = await makeContext(dir);
+  const tree = path.join(dir, 'tree');
+  mkdirSync(tree);
+  writeFileSync(path.join(tree, 'large.bin'), contentOf(6 * 1024 * 1024, 13));
+  await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
+  // The biggest block is one of large.bin's data blocks: a bit flipped in it fails its authentication.
+  const blocks = blockFiles(path.join(dir, 'archive'));
+  const sizes = blocks.map((b) => readFileSync(b).length);
+  const biggest = blocks[sizes.indexOf(Math.max(...sizes))] as string;
+  const damaged = readFileSync(biggest);
+  damaged[200] = (damaged[200] as number) ^ 1;
+  writeFileSync(biggest, damaged);
+  const dest = path.join(dir, 'restored');
+  const child = spawnSync(process.execPath, [CAIRN_CLI, '--config', ctx.configFile, 'extract', '-q', 'home', dest], { encoding: 'utf8', env: cliEnvironment() });
+  assert.equal(child.status, 1, child.stderr);
+  assert.match(child.stderr, /^cairn: block [0-9a-f]{64} is damaged or was tampered with/);
+  // Created before its first block was read: without the removal it stays, short.
+  assert.equal(existsSync(path.join(dest, 'large.bin')), false, 'large.bin was left behind, short');
 });
