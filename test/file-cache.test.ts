@@ -230,6 +230,31 @@ test('rows of a version 1 cache file (paths as BLOBs) are kept when it is opened
   }
 });
 
+test('a version 2 cache file keeps its file rows when opened, and gains the directory memos\' table (empty, also one a newer version left)', async () => {
+  const file = await filled('v2.sqlite', [['fp1', '/a', KEY_A]]);
+  const old = new Database(file);
+  old.exec('DROP TABLE dirs');
+  old.exec('CREATE TABLE dirs (archive TEXT, path TEXT, something TEXT)');
+  old.exec("INSERT INTO dirs VALUES ('fp1', '/', 'from another version')");
+  old.pragma('user_version = 2');
+  old.close();
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', await backendWith([KEY_A]));
+    assert.deepEqual(cache.lookup(Buffer.from('/a'), ID), { level: 0, key: KEY_A });
+    assert.equal(cache.recallDirectory('/'), undefined);
+  } finally {
+    cache.close();
+  }
+  const db = new Database(file, { readonly: true });
+  try {
+    assert.equal(db.pragma('user_version', { simple: true }), 3);
+    assert.equal(db.prepare('SELECT count(*) FROM dirs').pluck().get(), 0);
+  } finally {
+    db.close();
+  }
+});
+
 test('forget deletes the rows of files under the snapshot\'s roots that it did not look up, and keeps those elsewhere', async () => {
   const file = await filled('forget.sqlite', [
     ['fp1', '/r/seen', KEY_A], ['fp1', '/r/gone', KEY_A], ['fp1', '/r/sub/gone', KEY_B], ['fp1', '/r/lost', KEY_GONE],

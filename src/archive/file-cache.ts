@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { Backend } from '../backends/backend.js';
 import { MAX_EXISTS_MANY } from '../backends/names.js';
 import type { ContentRef } from './content-ref.js';
+import type { DirectoryMemo } from './directory-memo.js';
 
 /**
  * The file cache (design.md, "The snapshot layer"): path, size, mtime, ctime
@@ -13,7 +14,7 @@ import type { ContentRef } from './content-ref.js';
  * after the blocks they name are flushed; a cached key is trusted only if the
  * archive still has it (checked in batches with existsMany when loading).
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface FileIdentity {
   size: bigint;
@@ -37,6 +38,12 @@ export interface Row {
   key: string;
 }
 
+/** What a snapshot staged: file rows, and directory memos by path (latin1, as file rows). */
+export interface Staged {
+  files: Row[];
+  dirs: Array<[path: string, memo: DirectoryMemo]>;
+}
+
 /** A row of schema version 1, whose paths were BLOBs. */
 type V1Row = [archive: string, path: Buffer, size: string, mtime: string, ctime: string, inode: string, level: number, key: Buffer];
 
@@ -53,6 +60,8 @@ interface Loaded {
   present: Set<string>;
   /** Paths of the rows left out of `entries`: their key is gone from the archive. */
   lost: string[];
+  /** Directory memos whose block the archive still has, and none of whose files' rows was lost. */
+  dirs: Map<string, DirectoryMemo>;
 }
 
 /** The key at the end of an entry. */
@@ -78,7 +87,13 @@ export class FileCache {
   /** Paths of rows read whose key the archive had lost: not in `valid`, and deleted by `forget` unless seen again. */
   private lost: string[] = [];
   private staged: Row[] = [];
+  private dirs = new Map<string, DirectoryMemo>();
+  private stagedDirs: Array<[string, DirectoryMemo]> = [];
+  /** Directories whose memo a snapshot used or staged: their memos, and the rows of their files, are kept by `forget`. */
+  private readonly keptDirs = new Set<string>();
   private readonly insert: Database.Statement;
+  private readonly insertDir: Database.Statement;
+  private readonly selectDirs: Database.Statement<[string], [path: string, digest: string, subs: string, level: number, key: string, files: number, bytes: number]>;
   private readonly select: Database.Statement<[string], [path: string, entry: string]>;
   /** Set by `use`: the rows of this archive are the ones read and written. */
   private archive: string | null = null;
@@ -93,6 +108,10 @@ export class FileCache {
     this.select = db.prepare<[string], [string, string]>(
       "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files WHERE archive = ?",
     ).raw();
+    this.insertDir = db.prepare('INSERT OR REPLACE INTO dirs (archive, path, digest, subs, level, key, files, bytes) VALUES (?, ?, ?, ?, ?, unhex(?), ?, ?)');
+    this.selectDirs = db.prepare<[string], [string, string, string, number, string, number, number]>(
+      'SELECT path, digest, subs, level, lower(hex(key)), files, bytes FROM dirs WHERE archive = ?',
+    ).raw();
   }
 
   /** Opens (creating) the cache file. Rows are named by archive: see `use`. */
@@ -105,13 +124,20 @@ export class FileCache {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version !== SCHEMA_VERSION) {
       db.transaction(() => {
-        const old = version === 1 ? db.prepare('SELECT archive, path, size, mtime, ctime, inode, level, key FROM files').raw().all() as V1Row[] : [];
-        db.exec('DROP TABLE IF EXISTS files');
-        db.exec(`CREATE TABLE files (archive TEXT NOT NULL, path TEXT NOT NULL, size TEXT NOT NULL, mtime TEXT NOT NULL,
-          ctime TEXT NOT NULL, inode TEXT NOT NULL, level INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
-        // Version 1 kept paths as BLOBs: the same rows, the path read as latin1 (a file cached stays cached).
-        const insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-        for (const [archive, p, ...rest] of old) insert.run(archive, p.toString('latin1'), ...rest);
+        // Version 2 has this version's file rows: they stay.
+        if (version !== 2) {
+          const old = version === 1 ? db.prepare('SELECT archive, path, size, mtime, ctime, inode, level, key FROM files').raw().all() as V1Row[] : [];
+          db.exec('DROP TABLE IF EXISTS files');
+          db.exec(`CREATE TABLE files (archive TEXT NOT NULL, path TEXT NOT NULL, size TEXT NOT NULL, mtime TEXT NOT NULL,
+            ctime TEXT NOT NULL, inode TEXT NOT NULL, level INTEGER NOT NULL, key BLOB NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
+          // Version 1 kept paths as BLOBs: the same rows, the path read as latin1 (a file cached stays cached).
+          const insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+          for (const [archive, p, ...rest] of old) insert.run(archive, p.toString('latin1'), ...rest);
+        }
+        // Directory memos (directory-memo.ts) begin afresh whenever the version changes (a table left by a newer version, say).
+        db.exec('DROP TABLE IF EXISTS dirs');
+        db.exec(`CREATE TABLE dirs (archive TEXT NOT NULL, path TEXT NOT NULL, digest TEXT NOT NULL, subs TEXT NOT NULL,
+          level INTEGER NOT NULL, key BLOB NOT NULL, files INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (archive, path)) WITHOUT ROWID`);
         db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
     }
@@ -191,6 +217,7 @@ export class FileCache {
   private fill(loaded: Loaded): void {
     this.valid = loaded.entries;
     this.lost = loaded.lost;
+    this.dirs = loaded.dirs;
   }
 
   /** An archive's rows whose key the archive still has (existsMany, at most 4096 keys a call), and those keys. */
@@ -200,6 +227,11 @@ export class FileCache {
     for (const [file, entry] of this.select.iterate(archive)) {
       entries.set(file, entry);
       keys.add(entryKey(entry));
+    }
+    const dirs = new Map<string, DirectoryMemo>();
+    for (const [dir, digest, subs, level, key, files, bytes] of this.selectDirs.iterate(archive)) {
+      dirs.set(dir, { digest, subs, ref: { level, key }, files, bytes });
+      keys.add(key);
     }
     const unique = [...keys];
     const present = new Set<string>();
@@ -216,9 +248,12 @@ export class FileCache {
         if (present.has(entryKey(entry))) continue;
         entries.delete(file);
         lost.push(file);
+        // The directory's block names the lost block: it is built again (and the file read again).
+        dirs.delete(file.slice(0, file.lastIndexOf('/')));
       }
+      for (const [dir, memo] of dirs) if (!present.has(memo.ref.key)) dirs.delete(dir);
     }
-    return { archive, entries, present, lost };
+    return { archive, entries, present, lost, dirs };
   }
 
   lookup(file: Buffer, id: FileIdentity): ContentRef | null {
@@ -237,29 +272,49 @@ export class FileCache {
     this.staged.push({ path: file.toString('latin1'), size: String(id.size), mtime: String(id.mtimeNs), ctime: String(id.ctimeNs), inode: String(id.ino), level: ref.level, key: ref.key });
   }
 
+  /** The memo of the directory at `dir` (its bytes as latin1), if the cache has one whose block the archive has. */
+  recallDirectory(dir: string): DirectoryMemo | undefined {
+    return this.dirs.get(dir);
+  }
+
+  /** The snapshot used the memo of `dir`: `forget` keeps it and its files' rows. */
+  keepDirectory(dir: string): void {
+    this.keptDirs.add(dir);
+  }
+
+  /** Remembers a directory's block, to be committed after the next flush (as file rows). */
+  stageDirectory(dir: string, memo: DirectoryMemo): void {
+    this.keptDirs.add(dir);
+    this.stagedDirs.push([dir, memo]);
+  }
+
   /** Takes the rows staged so far, to commit once what they name is flushed. */
-  takeStaged(): Row[] {
-    const rows = this.staged;
+  takeStaged(): Staged {
+    const staged = { files: this.staged, dirs: this.stagedDirs };
     this.staged = [];
-    return rows;
+    this.stagedDirs = [];
+    return staged;
   }
 
   /** Commits rows in one transaction. Call only after the backend's flush. */
-  commit(rows: Row[] = this.takeStaged()): void {
+  commit(staged: Staged = this.takeStaged()): void {
     const archive = this.archive;
     if (archive === null) throw new Error('FileCache.commit before use');
     this.db.transaction(() => {
-      for (const r of rows) this.insert.run(archive, r.path, r.size, r.mtime, r.ctime, r.inode, r.level, r.key);
+      for (const r of staged.files) this.insert.run(archive, r.path, r.size, r.mtime, r.ctime, r.inode, r.level, r.key);
+      for (const [dir, m] of staged.dirs) this.insertDir.run(archive, dir, m.digest, m.subs, m.ref.level, m.ref.key, m.files, m.bytes);
     })();
   }
 
   /**
    * After a whole snapshot of `roots` is committed: deletes this archive's
    * rows of files under them that the snapshot did not look up (deleted,
-   * excluded or skipped since), and those whose key the archive lost. Rows
-   * were only ever added, so a tree whose files come and go made the cache,
-   * and every snapshot's reading of it, grow without end. Returns how many
-   * rows were deleted. A row deleted wrongly costs a read, nothing more.
+   * excluded or skipped since), and those whose key the archive lost; and
+   * the memos of directories under them that it neither used nor staged.
+   * Rows were only ever added, so a tree whose files come and go made the
+   * cache, and every snapshot's reading of it, grow without end. Returns how
+   * many file rows were deleted. A row deleted wrongly costs a read, nothing
+   * more.
    */
   forget(roots: string[]): number {
     const archive = this.archive;
@@ -267,15 +322,21 @@ export class FileCache {
     // The walk's own spelling of a path: the bytes of the resolved path, read as latin1.
     const prefixes = roots.map((r) => Buffer.from(path.resolve(r)).toString('latin1')).map((r) => (r.endsWith('/') ? r : `${r}/`));
     const under = (file: string): boolean => prefixes.some((prefix) => file.startsWith(prefix) || `${file}/` === prefix);
+    // A file in a directory whose memo was used was not looked up, and is still there.
+    const seen = (file: string): boolean => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/')));
     const gone: string[] = [];
-    for (const file of this.valid.keys()) if (!this.visited.has(file) && under(file)) gone.push(file);
-    for (const file of this.lost) if (!this.visited.has(file) && under(file)) gone.push(file);
-    if (gone.length > 0) {
+    for (const file of this.valid.keys()) if (!seen(file) && under(file)) gone.push(file);
+    for (const file of this.lost) if (!seen(file) && under(file)) gone.push(file);
+    const goneDirs = [...this.dirs.keys()].filter((dir) => !this.keptDirs.has(dir) && under(dir));
+    if (gone.length > 0 || goneDirs.length > 0) {
       const remove = this.db.prepare('DELETE FROM files WHERE archive = ? AND path = ?');
+      const removeDir = this.db.prepare('DELETE FROM dirs WHERE archive = ? AND path = ?');
       this.db.transaction(() => {
         for (const file of gone) remove.run(archive, file);
+        for (const dir of goneDirs) removeDir.run(archive, dir);
       })();
       for (const file of gone) this.valid.delete(file);
+      for (const dir of goneDirs) this.dirs.delete(dir);
     }
     this.lost = [];
     return gone.length;

@@ -12,6 +12,14 @@ export type WalkStat = Pick<BigIntStats,
 export interface Listing {
   names: Buffer[];
   stats: Array<WalkStat | Error>;
+  /** The same as the listing thread sends it, when every lstat succeeded (what the directory memo digests). */
+  raw?: RawListing;
+}
+
+/** A listing's raw form: names each ended by a zero byte, STAT_FIELDS values per name. */
+export interface RawListing {
+  names: Uint8Array;
+  stats: BigInt64Array;
 }
 
 /** The lstat fields a listing carries for each name, in this order (BigInt64Array). */
@@ -168,5 +176,5 @@ export function decodeListing(listed: ListedDirectory): Listing {
   }
   const stats: Array<WalkStat | Error> = names.map((_, i) => new ListedStat(listed.stats, i * STAT_FIELDS));
   for (const [i, message, code] of listed.failed) stats[i] = codedError(message, code);
-  return { names, stats };
+  return listed.failed.length === 0 ? { names, stats, raw: { names: listed.names, stats: listed.stats } } : { names, stats };
 }

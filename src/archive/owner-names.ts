@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -6,19 +7,33 @@ import { readFileSync } from 'node:fs';
  * another machine can tell who was meant.
  */
 export class OwnerNames {
-  private readonly users = OwnerNames.read('/etc/passwd');
-  private readonly groups = OwnerNames.read('/etc/group');
-  private readonly userIds = new Map([...this.users].map(([id, name]) => [name, id]));
-  private readonly groupIds = new Map([...this.groups].map(([id, name]) => [name, id]));
+  private readonly users: Map<number, string>;
+  private readonly groups: Map<number, string>;
+  private readonly userIds: Map<string, number>;
+  private readonly groupIds: Map<string, number>;
+  /** What the names were read from (for the directory memo: names changed, entries changed). */
+  readonly fingerprint: string;
 
-  private static read(file: string): Map<number, string> {
-    const map = new Map<number, string>();
-    let text = '';
+  constructor() {
+    const passwd = OwnerNames.text('/etc/passwd');
+    const group = OwnerNames.text('/etc/group');
+    this.users = OwnerNames.parse(passwd);
+    this.groups = OwnerNames.parse(group);
+    this.userIds = new Map([...this.users].map(([id, name]) => [name, id]));
+    this.groupIds = new Map([...this.groups].map(([id, name]) => [name, id]));
+    this.fingerprint = createHash('sha256').update(passwd).update('\0').update(group).digest('hex');
+  }
+
+  private static text(file: string): string {
     try {
-      text = readFileSync(file, 'utf8');
+      return readFileSync(file, 'utf8');
     } catch {
-      return map;
+      return '';
     }
+  }
+
+  private static parse(text: string): Map<number, string> {
+    const map = new Map<number, string>();
     for (const line of text.split('\n')) {
       const fields = line.split(':');
       const id = Number(fields[2]);

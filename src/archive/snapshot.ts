@@ -23,6 +23,8 @@ export interface SnapshotOptions {
   comment?: string;
   /** The regex list: the first matching pattern's decision, or null. */
   include?: (relPath: string, isDir: boolean) => boolean | null;
+  /** What `include` decides from, as text: without it, a snapshot with `include` uses no directory memos (directory-memo.ts). */
+  includeFingerprint?: string;
   rules?: Rule[];
   excludeAbsolute?: string[];
   cache?: FileCache;
@@ -204,6 +206,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
         maxPlaintext: blockLimit,
         cache,
         include: options.include,
+        includeFingerprint: options.includeFingerprint,
         rules: options.rules,
         excludeAbsolute: options.excludeAbsolute,
         onSkip: (path, reason) => {
@@ -322,7 +325,7 @@ function updateCache(cache: FileCache, options: SnapshotOptions, update: () => v
 export async function snapshotStream(archive: Archive, input: AsyncIterable<Buffer | Uint8Array>, name: string, options: SnapshotOptions): Promise<SnapshotResult> {
   const started = Date.now();
   const { writer, close } = newWriter(archive, options);
-  const progress = { files: 1, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, current: name };
+  const progress = { files: 1, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, dirsRecalled: 0, current: name };
   options.onStart?.(progress, writer.stats);
   try {
     const chunker = new Chunker(gearTable(archive.keys.chunker), chunkSizes(archive.maxPlaintext));

@@ -8,6 +8,7 @@ import { Chunker, type ChunkSizes } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import { writeDirectory } from './directory.js';
+import { listingDigest, rawListing, rulesFingerprint, subdirectoriesDigest, type DirectoryMemo } from './directory-memo.js';
 import type { FileCache, FileIdentity } from './file-cache.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
@@ -29,6 +30,8 @@ export interface TreeProgress {
   filesReadHere: number;
   /** Files handed to this thread's read-ahead (ColdPrefetch): those the listing thread did not read ahead already. */
   filesToReadAhead: number;
+  /** Directories whose block was taken from their memo (directory-memo.ts), not built again. */
+  dirsRecalled: number;
   /** The file being read, for a progress line. */
   current: string;
 }
@@ -53,7 +56,23 @@ export interface TreeWriterOptions {
   checkpointBytes?: number;
   /** Listings made ahead by a thread of their own (listing-thread.ts); the walk lists what it does not find there. */
   listings?: ListingThread | undefined;
+  /**
+   * What `include` decides from (its patterns, as text), for the directory
+   * memo (directory-memo.ts). With `include` and without this, no directory
+   * is remembered or recalled.
+   */
+  includeFingerprint?: string | undefined;
 }
+
+/** A child of a directory the walk takes: included, not left out. */
+interface Child {
+  name: Buffer;
+  abs: Buffer;
+  st: WalkStat;
+}
+
+/** Bumped when what a directory's block is made from changes: memos of other versions are never recalled. */
+const MEMO_VERSION = 'cairn directory memo 1';
 
 interface HardLinkTarget {
   path: Buffer[];
@@ -91,7 +110,7 @@ function time(ns: bigint): Time {
  * the result is deterministic.
  */
 export class TreeWriter {
-  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, current: '' };
+  readonly progress: TreeProgress = { files: 0, dirs: 0, bytesRead: 0, bytesCached: 0, skipped: 0, filesReadHere: 0, filesToReadAhead: 0, dirsRecalled: 0, current: '' };
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
@@ -113,9 +132,14 @@ export class TreeWriter {
   private readonly buffers: Buffer[] = [];
   /** Set by `abandon`: the walk lists no more directories. */
   private abandoned: BackendError | null = null;
+  /** The part of every directory memo's digest that the snapshot's settings make, or null for no memos (directory-memo.ts). */
+  private readonly memoContext: string | null;
 
   constructor(private readonly options: TreeWriterOptions) {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
+    const include = options.include === undefined ? '' : options.includeFingerprint;
+    this.memoContext = options.cache === undefined || include === undefined ? null
+      : JSON.stringify([MEMO_VERSION, options.maxPlaintext, options.sizes, include, [...this.excluded].sort(), this.names.fingerprint]);
   }
 
   /**
@@ -189,19 +213,62 @@ export class TreeWriter {
    * ahead of the reading is bounded by `ahead`.
    */
   private async directory(abs: Buffer, rel: Buffer[], relText: string, inherited: Rule[]): Promise<{ done: Promise<ContentRef> }> {
-    const { names, stats } = await this.list(abs);
+    const listing = await this.list(abs);
+    const { names, stats } = listing;
     let rules = inherited;
+    let rulesRead = true;
     if (names.some((n) => n.equals(RULE_FILE))) {
       try {
         rules = [...inherited, ...parseRuleFile(await fsp.readFile(Buffer.concat([abs, SLASH, RULE_FILE]), 'utf8'), abs.toString())];
       } catch (err) {
+        rulesRead = false;
         this.skip(`${relText}/.cairn`, `rules not used: ${(err as Error).message}`);
       }
     }
-    const children: Array<{ name: Buffer; abs: Buffer; rel: string; st: WalkStat }> = [];
+    const place = abs.toString('latin1');
+    const digest = rulesRead ? this.memoDigest(listing, relText, rules) : null;
+    const memo = digest === null ? undefined : this.options.cache?.recallDirectory(place);
+    if (memo !== undefined && memo.digest === digest) {
+      // The same listing as when the memo was made: only the subdirectories may have changed.
+      const subdirs = this.children(abs, relText, names, stats, rules, true);
+      const walked = await this.walkChildren(subdirs, rel, relText, rules);
+      const done = Promise.all(walked).then((entries) => {
+        if (entries.every((e) => e !== null) && subdirectoriesDigest(entries.map((e) => ({ name: e.name, ref: e.content as ContentRef }))) === memo.subs) {
+          this.progress.dirs += 1;
+          this.progress.dirsRecalled += 1;
+          this.progress.files += memo.files;
+          this.progress.bytesCached += memo.bytes;
+          this.options.cache?.keepDirectory(place);
+          return memo.ref;
+        }
+        // A subdirectory changed: the other entries are made now (none is a hard link: the memo would not have been made).
+        return this.rest(abs, rel, relText, names, stats, rules, walked).then((all) => this.written(place, digest, all));
+      });
+      done.catch(() => undefined);
+      return { done };
+    }
+    const children = this.children(abs, relText, names, stats, rules, false);
+    const walked = await this.walkChildren(children, rel, relText, rules);
+    const done = this.written(place, digest, children.map((child, i) => ({ child, entry: walked[i] as Promise<Entry | null> })));
+    // Failures surface through the caller's await of `done`, not as unhandled rejections meanwhile.
+    done.catch(() => undefined);
+    return { done };
+  }
+
+  /** The digest a directory's memo is recalled by, or null when it can have none (directory-memo.ts). */
+  private memoDigest(listing: Listing, relText: string, rules: Rule[]): string | null {
+    if (this.memoContext === null) return null;
+    const ruleText = rulesFingerprint(rules);
+    return ruleText === null ? null : listingDigest(`${this.memoContext}\0${relText}\0${ruleText}`, listing);
+  }
+
+  /** The children the walk takes, in order (only the subdirectories with `onlyDirectories`), skipping those whose lstat failed. */
+  private children(abs: Buffer, relText: string, names: Buffer[], stats: Array<WalkStat | Error>, rules: Rule[], onlyDirectories: boolean): Child[] {
+    const children: Child[] = [];
     for (let i = 0; i < names.length; i += 1) {
       const name = names[i] as Buffer;
       const st = stats[i] as WalkStat | Error;
+      if (onlyDirectories && (st instanceof Error || !st.isDirectory())) continue;
       const childAbs = Buffer.concat([abs, SLASH, name]);
       const childRel = `${relText}/${name.toString('utf8')}`;
       if (st instanceof Error) {
@@ -210,8 +277,13 @@ export class TreeWriter {
       }
       if (!this.included(childAbs, childRel, st, rules)) continue;
       if (this.excluded.has(childAbs.toString())) continue;
-      children.push({ name, abs: childAbs, rel: childRel, st });
+      children.push({ name, abs: childAbs, st });
     }
+    return children;
+  }
+
+  /** Starts each child in walk order (a subdirectory is walked whole before the next child); their entries, in order. */
+  private async walkChildren(children: Child[], rel: Buffer[], relText: string, rules: Rule[]): Promise<Array<Promise<Entry | null>>> {
     const entries: Array<Promise<Entry | null>> = [];
     for (const { name, abs: childAbs, st } of children) {
       // Only leaves count against `ahead`: a directory waits on its subtree, so counting
@@ -221,13 +293,58 @@ export class TreeWriter {
       if (release !== null) void entry.then(release, release);
       entries.push(entry);
     }
-    const done = Promise.all(entries).then((all) => {
-      this.progress.dirs += 1;
-      return writeDirectory(this.options.writer, all.filter((e): e is Entry => e !== null), this.options.maxPlaintext);
-    });
-    // Failures surface through the caller's await of `done`, not as unhandled rejections meanwhile.
-    done.catch(() => undefined);
-    return { done };
+    return entries;
+  }
+
+  /** After a memo's subdirectories changed: the directory's other children, started now, and all of them with their entries. */
+  private async rest(abs: Buffer, rel: Buffer[], relText: string, names: Buffer[], stats: Array<WalkStat | Error>, rules: Rule[], walked: Array<Promise<Entry | null>>): Promise<Array<{ child: Child; entry: Promise<Entry | null> }>> {
+    const all = this.children(abs, relText, names, stats, rules, false);
+    const others = await this.walkChildren(all.filter((c) => !c.st.isDirectory()), rel, relText, rules);
+    let d = 0;
+    let o = 0;
+    return all.map((child) => ({ child, entry: (child.st.isDirectory() ? walked[d++] : others[o++]) as Promise<Entry | null> }));
+  }
+
+  /**
+   * A directory's block, once its children's entries are in; remembered in
+   * a memo (directory-memo.ts) when `digest` is not null and nothing in it
+   * keeps it from being one.
+   */
+  private async written(place: string, digest: string | null, children: Array<{ child: Child; entry: Promise<Entry | null> }>): Promise<ContentRef> {
+    const entries = await Promise.all(children.map((c) => c.entry));
+    this.progress.dirs += 1;
+    const ref = await writeDirectory(this.options.writer, entries.filter((e): e is Entry => e !== null), this.options.maxPlaintext);
+    if (digest !== null) {
+      const memo = this.memoOf(children.map((c, i) => ({ st: c.child.st, entry: entries[i] as Entry | null })), digest, ref);
+      if (memo !== null) this.options.cache?.stageDirectory(place, memo);
+    }
+    return ref;
+  }
+
+  /**
+   * A memo of a directory just written, or null when it cannot have one: a
+   * child skipped, a hard link (decided by the walk's order across the tree),
+   * or a file whose size changed while it was read (its content is not what
+   * its lstat says; the file cache does not keep it either).
+   */
+  private memoOf(children: Array<{ st: WalkStat; entry: Entry | null }>, digest: string, ref: ContentRef): DirectoryMemo | null {
+    const subdirs: Array<{ name: Buffer; ref: ContentRef }> = [];
+    let files = 0;
+    let bytes = 0;
+    for (const { st, entry } of children) {
+      if (entry === null) return null;
+      if (entry.type === 'dir') {
+        subdirs.push({ name: entry.name, ref: entry.content as ContentRef });
+        continue;
+      }
+      if (st.nlink > 1n || entry.type === 'hardlink') return null;
+      if (entry.type === 'file') {
+        if (BigInt(entry.size) !== st.size) return null;
+        files += 1;
+        bytes += entry.size;
+      }
+    }
+    return { digest, subs: subdirectoriesDigest(subdirs), ref, files, bytes };
   }
 
   /** The regex list decides first; then the last matching rule; else the path is included. */
@@ -255,14 +372,15 @@ export class TreeWriter {
     const ahead = await this.options.listings?.take(abs);
     if (ahead !== undefined && ahead !== null) return ahead;
     const names = readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
-    const stats = names.map((name): WalkStat | Error => {
+    const stats = names.map((name): BigIntStats | Error => {
       try {
         return lstatSync(Buffer.concat([abs, SLASH, name]), { bigint: true });
       } catch (err) {
         return err as Error;
       }
     });
-    return { names, stats };
+    if (this.memoContext === null || stats.some((st) => st instanceof Error)) return { names, stats };
+    return { names, stats, raw: rawListing(names, stats as BigIntStats[]) };
   }
 
   /**
