@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
 import { nativePrefetch } from '../src/archive/cold-prefetch.js';
+import { optionalNativeFunction } from '../src/optional-native.js';
 import { decodeListing, ListedStat, STAT_FIELDS, type ListedDirectory } from '../src/archive/listing.js';
 import { ListingThread } from '../src/archive/listing-thread.js';
 import { snapshotTree, startSnapshot } from '../src/archive/snapshot.js';
@@ -26,6 +27,9 @@ const scratch = scratchDir('cairn-listing-thread-');
 after(() => scratch.remove());
 
 const SLASH = Buffer.from('/');
+
+type NativeList = (dir: Buffer) => [names: Buffer, stats: BigInt64Array, failed: number[]] | null;
+const nativeList = optionalNativeFunction<NativeList>('cairn-list-directory', 'listDirectory');
 
 function makeTree(root: string): void {
   for (let a = 0; a < 5; a += 1) {
@@ -51,9 +55,10 @@ function walkOrder(dir: Buffer, out: Buffer[] = []): Buffer[] {
   return out;
 }
 
-test('the thread sends every directory in the walk\'s order with the names and lstats readdir and lstat give', async () => {
-  const root = path.join(scratch.dir, 'same');
+/** Checks that a thread sends every directory of a fresh tree in the walk's order, with readdir's names and lstat's fields. */
+async function sendsWhatReaddirAndLstatGive(root: string): Promise<void> {
   makeTree(root);
+  execFileSync('mkfifo', [path.join(root, 'a0', 'fifo')]);
   const thread = new ListingThread([root]);
   try {
     const dirs = walkOrder(Buffer.from(root));
@@ -81,6 +86,43 @@ test('the thread sends every directory in the walk\'s order with the names and l
   } finally {
     thread.close();
   }
+}
+
+test('the thread sends every directory in the walk\'s order with the names and lstats readdir and lstat give (native/list-directory)', { skip: nativeList === null }, async () => {
+  await sendsWhatReaddirAndLstatGive(path.join(scratch.dir, 'same-native'));
+});
+
+test('the thread sends every directory in the walk\'s order with the names and lstats readdir and lstat give (readdirSync and lstatSync)', async () => {
+  process.env.CAIRN_NO_NATIVE_LIST = '1';
+  try {
+    await sendsWhatReaddirAndLstatGive(path.join(scratch.dir, 'same-js'));
+  } finally {
+    delete process.env.CAIRN_NO_NATIVE_LIST;
+  }
+});
+
+test('native/list-directory lists a directory as readdir and lstat do, and gives null for what it cannot list', { skip: nativeList === null }, () => {
+  const list = nativeList as NativeList;
+  const root = path.join(scratch.dir, 'native');
+  makeTree(root);
+  const dir = Buffer.from(root);
+  const [packed, stats, failed] = list(dir) as [Buffer, BigInt64Array, number[]];
+  const names = readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
+  assert.deepEqual(packed, Buffer.concat(names.flatMap((n) => [n, Buffer.from([0])])));
+  assert.equal(stats.length, names.length * STAT_FIELDS);
+  assert.deepEqual(failed, []);
+  names.forEach((name, i) => {
+    const real = lstatSync(Buffer.concat([dir, SLASH, name]), { bigint: true });
+    const listed = new ListedStat(stats, i * STAT_FIELDS);
+    for (const field of ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'ino', 'nlink', 'dev', 'rdev'] as const) assert.equal(listed[field], real[field], `${field} of ${name.toString('latin1')}`);
+  });
+  const [emptyNames, emptyStats] = list(Buffer.from(path.join(root, 'empty'))) as [Buffer, BigInt64Array, number[]];
+  assert.equal(emptyNames.length + emptyStats.length, 0);
+  assert.equal(list(Buffer.from(path.join(root, 'a0', 'b0', 'f0'))), null, 'a file');
+  assert.equal(list(Buffer.from(path.join(root, 'missing'))), null, 'nothing there');
+  assert.equal(list(Buffer.from('')), null, 'an empty path');
+  assert.equal(list(Buffer.from('/tmp\0x')), null, 'a path with a NUL');
+  assert.equal(list('/tmp' as unknown as Buffer), null, 'a string, not a Buffer');
 });
 
 test('a directory the walk leaves out is skipped over, and one whose listing failed throws its error, as readdir would', async () => {

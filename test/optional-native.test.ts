@@ -10,6 +10,7 @@ test('an optional native function is found when the module is built, and null wh
   assert.equal(typeof optionalNativeFunction('cairn-aes-gcm', 'seal'), 'function');
   assert.equal(typeof optionalNativeFunction('cairn-readahead', 'prefetch'), 'function');
   assert.equal(typeof optionalNativeFunction('cairn-readahead', 'readNowait'), 'function');
+  assert.equal(typeof optionalNativeFunction('cairn-list-directory', 'listDirectory'), 'function');
   // Exported on x86-64 processors with SSE 4.2 only (native/crc32c).
   if (process.arch === 'x64' && /^flags\s*:.*\bsse4_2\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'))) {
     assert.equal(typeof optionalNativeFunction('cairn-crc32c', 'crc32c'), 'function');

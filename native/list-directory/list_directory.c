@@ -1,0 +1,160 @@
+/*
+ * listDirectory(path, stats) lists a directory in one call: its names
+ * (without . and ..) sorted as bytes, and each one's lstat, made with
+ * fstatat on the directory's descriptor (no path resolved per name).
+ * Node's readdirSync and lstatSync cost a Buffer and a BigIntStats object
+ * per name and a lookup of the whole path per lstat: cairn's listing thread
+ * spent 1.2 s of a cold no-change snapshot of the 952 MB bench tree in them,
+ * where `find` walks the same tree in 0.57 s.
+ *
+ * Returns null when the directory cannot be opened or read (the caller
+ * lists it the usual way, which says why), else [names, stats, failed]:
+ * names a Buffer of every name followed by a zero byte; stats a
+ * BigInt64Array of 10 values per name (mode, uid, gid, size, mtime and
+ * ctime in nanoseconds, inode, links, device, rdev: cairn's listing.ts
+ * STAT_FIELDS, in that order), zeros for a name whose lstat failed; failed
+ * an Array of the indexes of those names (the caller asks lstat again, for
+ * its error).
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FIELDS 10
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int64_t nanoseconds(struct timespec t) {
+  return (int64_t)t.tv_sec * 1000000000 + (int64_t)t.tv_nsec;
+}
+
+struct listing {
+  char **names;
+  size_t count;
+  size_t capacity;
+  size_t bytes;
+};
+
+static void free_listing(struct listing *l) {
+  for (size_t i = 0; i < l->count; i++) free(l->names[i]);
+  free(l->names);
+}
+
+/* Reads the names of the open directory `dir` into `l`; 0 or an errno. */
+static int read_names(DIR *dir, struct listing *l) {
+  for (;;) {
+    errno = 0;
+    struct dirent *d = readdir(dir);
+    if (d == NULL) return errno;
+    if (d->d_name[0] == '.' && (d->d_name[1] == 0 || (d->d_name[1] == '.' && d->d_name[2] == 0))) continue;
+    if (l->count == l->capacity) {
+      size_t capacity = l->capacity == 0 ? 64 : l->capacity * 2;
+      char **names = realloc(l->names, capacity * sizeof(char *));
+      if (names == NULL) return ENOMEM;
+      l->names = names;
+      l->capacity = capacity;
+    }
+    char *name = strdup(d->d_name);
+    if (name == NULL) return ENOMEM;
+    l->names[l->count++] = name;
+    l->bytes += strlen(name) + 1;
+  }
+}
+
+static napi_value ListDirectory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  napi_get_null(env, &result);
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  if (argc != 1 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || length == 0 || memchr(data, 0, length) != NULL) {
+    return result;
+  }
+  char *path = malloc(length + 1);
+  if (path == NULL) return result;
+  memcpy(path, data, length);
+  path[length] = 0;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(path);
+  if (fd < 0) return result;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return result;
+  }
+  struct listing l = { NULL, 0, 0, 0 };
+  if (read_names(dir, &l) != 0) {
+    free_listing(&l);
+    closedir(dir);
+    return result;
+  }
+  qsort(l.names, l.count, sizeof(char *), compare_names);
+
+  napi_value names_buffer, stats_buffer, stats_array, failed;
+  void *names_data = NULL;
+  void *stats_data = NULL;
+  if (napi_create_buffer(env, l.bytes, &names_data, &names_buffer) != napi_ok ||
+      napi_create_arraybuffer(env, l.count * FIELDS * sizeof(int64_t), &stats_data, &stats_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_bigint64_array, l.count * FIELDS, stats_buffer, 0, &stats_array) != napi_ok ||
+      napi_create_array(env, &failed) != napi_ok) {
+    free_listing(&l);
+    closedir(dir);
+    return result;
+  }
+  char *out = names_data;
+  int64_t *values = stats_data;
+  uint32_t failures = 0;
+  for (size_t i = 0; i < l.count; i++) {
+    size_t n = strlen(l.names[i]) + 1;
+    memcpy(out, l.names[i], n);
+    out += n;
+    int64_t *v = values + i * FIELDS;
+    struct stat st;
+    if (fstatat(dirfd(dir), l.names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      memset(v, 0, FIELDS * sizeof(int64_t));
+      napi_value index;
+      napi_create_uint32(env, (uint32_t)i, &index);
+      napi_set_element(env, failed, failures++, index);
+      continue;
+    }
+    v[0] = (int64_t)st.st_mode;
+    v[1] = (int64_t)st.st_uid;
+    v[2] = (int64_t)st.st_gid;
+    v[3] = (int64_t)st.st_size;
+    v[4] = nanoseconds(st.st_mtim);
+    v[5] = nanoseconds(st.st_ctim);
+    v[6] = (int64_t)st.st_ino;
+    v[7] = (int64_t)st.st_nlink;
+    v[8] = (int64_t)st.st_dev;
+    v[9] = (int64_t)st.st_rdev;
+  }
+  free_listing(&l);
+  closedir(dir);
+  napi_create_array_with_length(env, 3, &result);
+  napi_set_element(env, result, 0, names_buffer);
+  napi_set_element(env, result, 1, stats_array);
+  napi_set_element(env, result, 2, failed);
+  return result;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "listDirectory", NAPI_AUTO_LENGTH, ListDirectory, NULL, &fn);
+  napi_set_named_property(env, exports, "listDirectory", fn);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
