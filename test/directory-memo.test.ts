@@ -216,4 +216,14 @@ test('a block the archive lost: the directory naming it is built again and the f
   assert.equal(again.root, rootKey);
   assert.equal(again.recalled, DIRS - 1);
   assert.equal(await f.backend.exists(rootKey), true);
+
+  // A directory whose block was lost and which is gone from the tree: its memo is forgotten too.
+  const gone = path.join(f.tree, 'a2', 'b0');
+  const db = new Database(f.cacheFile, { readonly: true });
+  const goneKey = db.prepare('SELECT lower(hex(key)) FROM dirs WHERE path = ?').pluck().get(gone) as string;
+  db.close();
+  assert.equal(await f.backend.remove(goneKey), true);
+  rmSync(gone, { recursive: true });
+  await f.agrees('a directory lost and removed');
+  assert.equal(f.memoRows(), DIRS - 1, 'no memo left for a2/b0');
 });

@@ -62,6 +62,8 @@ interface Loaded {
   lost: string[];
   /** Directory memos whose block the archive still has, and none of whose files' rows was lost. */
   dirs: Map<string, DirectoryMemo>;
+  /** Paths of the memos left out of `dirs`. */
+  lostDirs: string[];
 }
 
 /** The key at the end of an entry. */
@@ -86,6 +88,8 @@ export class FileCache {
   private readonly visited = new Set<string>();
   /** Paths of rows read whose key the archive had lost: not in `valid`, and deleted by `forget` unless seen again. */
   private lost: string[] = [];
+  /** The same for directory memos. */
+  private lostDirs: string[] = [];
   private staged: Row[] = [];
   private dirs = new Map<string, DirectoryMemo>();
   private stagedDirs: Array<[string, DirectoryMemo]> = [];
@@ -217,6 +221,7 @@ export class FileCache {
   private fill(loaded: Loaded): void {
     this.valid = loaded.entries;
     this.lost = loaded.lost;
+    this.lostDirs = loaded.lostDirs;
     this.dirs = loaded.dirs;
   }
 
@@ -243,17 +248,23 @@ export class FileCache {
       group.forEach((batch, j) => batch.forEach((key, k) => { if ((answers[j] as boolean[])[k] === true) present.add(key); }));
     }
     const lost: string[] = [];
+    const lostDirs: string[] = [];
     if (present.size < keys.size) {
       for (const [file, entry] of entries) {
         if (present.has(entryKey(entry))) continue;
         entries.delete(file);
         lost.push(file);
         // The directory's block names the lost block: it is built again (and the file read again).
-        dirs.delete(file.slice(0, file.lastIndexOf('/')));
+        const dir = file.slice(0, file.lastIndexOf('/'));
+        if (dirs.delete(dir)) lostDirs.push(dir);
       }
-      for (const [dir, memo] of dirs) if (!present.has(memo.ref.key)) dirs.delete(dir);
+      for (const [dir, memo] of dirs) {
+        if (present.has(memo.ref.key)) continue;
+        dirs.delete(dir);
+        lostDirs.push(dir);
+      }
     }
-    return { archive, entries, present, lost, dirs };
+    return { archive, entries, present, lost, dirs, lostDirs };
   }
 
   lookup(file: Buffer, id: FileIdentity): ContentRef | null {
@@ -327,7 +338,7 @@ export class FileCache {
     const gone: string[] = [];
     for (const file of this.valid.keys()) if (!seen(file) && under(file)) gone.push(file);
     for (const file of this.lost) if (!seen(file) && under(file)) gone.push(file);
-    const goneDirs = [...this.dirs.keys()].filter((dir) => !this.keptDirs.has(dir) && under(dir));
+    const goneDirs = [...this.dirs.keys(), ...this.lostDirs].filter((dir) => !this.keptDirs.has(dir) && under(dir));
     if (gone.length > 0 || goneDirs.length > 0) {
       const remove = this.db.prepare('DELETE FROM files WHERE archive = ? AND path = ?');
       const removeDir = this.db.prepare('DELETE FROM dirs WHERE archive = ? AND path = ?');
@@ -339,6 +350,7 @@ export class FileCache {
       for (const dir of goneDirs) this.dirs.delete(dir);
     }
     this.lost = [];
+    this.lostDirs = [];
     return gone.length;
   }
 
