@@ -6,6 +6,8 @@ import { BlockType, maxPlaintext } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey, unwrapMasterKey, wrapMasterKey } from '../src/archive/keys.js';
 import { openTag, sealTag, storedTagName } from '../src/archive/tags.js';
 import { decodeEntry, encodeEntry } from '../src/archive/tree-entry.js';
+import { arrayHeader } from '../src/archive/directory.js';
+import { pack } from '../src/archive/pack.js';
 import { patternBytes } from './support/scratch.js';
 
 const keys = deriveKeys(newMasterKey());
@@ -108,5 +110,17 @@ test('directory entries encode deterministically and refuse unsafe names', () =>
   assert.deepEqual(decodeEntry(encodeEntry(entry), 'x'), entry);
   for (const bad of ['..', '.', 'a/b', 'a\0b', '']) {
     assert.throws(() => decodeEntry({ ...encodeEntry(entry), n: Buffer.from(bad) }, 'x'), /refusing entry name/);
+  }
+});
+
+test('a directory block is the MessagePack array of its encoded entries: arrayHeader and the entries packed one by one give pack()\'s own bytes', () => {
+  const entry = (i: number): Record<string, unknown> => encodeEntry({
+    name: Buffer.from(`file-${i}`), type: 'file', mode: 0o644, uid: 1000, gid: 1000, user: 'me', group: 'us',
+    mtime: [1_700_000_000 + i, i], size: i * 7, content: i % 3 === 0 ? null : { level: 0, key: (i % 256).toString(16).padStart(2, '0').repeat(32) },
+  });
+  for (const n of [0, 1, 15, 16, 17, 255, 256, 65_535, 65_536, 70_000]) {
+    const items = Array.from({ length: n }, (_, i) => entry(i));
+    const byHand = Buffer.concat([arrayHeader(n), ...items.map((item) => pack(item))]);
+    assert.ok(byHand.equals(pack(items)), `${n} entries`);
   }
 });

@@ -15,20 +15,21 @@ import { decodeEntry, encodeEntry, type Entry } from './tree-entry.js';
 export async function writeDirectory(writer: BlockWriter, entries: Entry[], maxPlaintext: number): Promise<ContentRef> {
   const sorted = [...entries].sort((a, b) => Buffer.compare(a.name, b.name));
   const limit = maxPlaintext - 1024;
-  const groups: Array<Array<Record<string, unknown>>> = [[]];
+  // Each entry is encoded once; a group's block is a MessagePack array of them, made by hand (arrayHeader):
+  // the same bytes as pack(group), without encoding every entry twice (once to measure it).
+  const groups: Buffer[][] = [[]];
   let size = 0;
   for (const entry of sorted) {
-    const encoded = encodeEntry(entry);
-    const bytes = pack(encoded).length;
-    if (size + bytes > limit && (groups.at(-1) as unknown[]).length > 0) {
+    const encoded = pack(encodeEntry(entry));
+    if (size + encoded.length > limit && (groups.at(-1) as Buffer[]).length > 0) {
       groups.push([]);
       size = 0;
     }
-    (groups.at(-1) as Array<Record<string, unknown>>).push(encoded);
-    size += bytes;
+    (groups.at(-1) as Buffer[]).push(encoded);
+    size += encoded.length;
   }
   let refs: Array<[string, number]> = [];
-  for (const group of groups) refs.push([await writer.add(BlockType.directory, pack(group)), group.length]);
+  for (const group of groups) refs.push([await writer.add(BlockType.directory, Buffer.concat([arrayHeader(group.length), ...group])), group.length]);
   let level = 0;
   while (refs.length > 1) {
     const perBlock = Math.max(2, Math.floor(limit / 48));
@@ -42,6 +43,16 @@ export async function writeDirectory(writer: BlockWriter, entries: Entry[], maxP
     level += 1;
   }
   return { level, key: (refs[0] as [string, number])[0] };
+}
+
+/** The MessagePack header of an array of `length` items, as msgpackr writes it (fixarray, array 16, array 32). */
+export function arrayHeader(length: number): Buffer {
+  if (length < 16) return Buffer.from([0x90 | length]);
+  if (length < 0x10000) return Buffer.from([0xdc, length >> 8, length & 0xff]);
+  const header = Buffer.alloc(5);
+  header[0] = 0xdd;
+  header.writeUInt32BE(length, 1);
+  return header;
 }
 
 /** A directory's entries; refuses unsafe names, duplicates and entries out of order (a hostile archive). */
