@@ -48,18 +48,21 @@ export interface Staged {
 type V1Row = [archive: string, path: Buffer, size: string, mtime: string, ctime: string, inode: string, level: number, key: Buffer];
 
 /**
- * This archive's rows, and those of their keys the archive still has. A row
- * is read as two strings, its path and "size mtime ctime inode level key":
- * rows read as BLOBs and separate columns made objects and Buffers by the
- * hundred thousand, and reading the 33,000 rows of the 950 MB bench tree took
- * 250-370 ms of collections and copying, longer than the unlock it overlaps.
+ * What is read of an archive's rows before a snapshot walks: every key, and
+ * which of them the archive still has; the directory memos. The file rows
+ * themselves are read a directory at a time, when the walk looks up a file
+ * there (`rowsOf`): with the memos, most directories are never looked in,
+ * and reading all 33,000 rows of the 950 MB bench tree into a Map took
+ * 150-390 ms of the main thread before the walk could start. A row is read
+ * as two strings, its path and "size mtime ctime inode level key" (rows read
+ * as BLOBs and separate columns made objects and Buffers by the hundred
+ * thousand).
  */
 interface Loaded {
   archive: string;
-  entries: Map<string, string>;
   present: Set<string>;
-  /** Paths of the rows left out of `entries`: their key is gone from the archive. */
-  lost: string[];
+  /** Keys of rows that the archive no longer has: those rows are not used. */
+  lostKeys: Set<string>;
   /** Directory memos whose block the archive still has, and none of whose files' rows was lost. */
   dirs: Map<string, DirectoryMemo>;
   /** Paths of the memos left out of `dirs`. */
@@ -83,12 +86,16 @@ function ownerOnly(file: string): void {
 }
 
 export class FileCache {
+  /** The rows read so far (`rowsOf`), path to entry, whose key the archive has. */
   private valid = new Map<string, string>();
+  /** Directories whose rows are in `valid`. */
+  private readonly readDirs = new Set<string>();
+  /** Whose rows `rowsOf` reads: the archive taken by `assume`, then by `use`. */
+  private rowsArchive: string | null = null;
+  private lostKeys = new Set<string>();
   /** Paths looked up in this session: the files the snapshot saw (see `forget`). */
   private readonly visited = new Set<string>();
-  /** Paths of rows read whose key the archive had lost: not in `valid`, and deleted by `forget` unless seen again. */
-  private lost: string[] = [];
-  /** The same for directory memos. */
+  /** Paths of memos whose block the archive had lost: not in `dirs`, and deleted by `forget` unless staged again. */
   private lostDirs: string[] = [];
   private staged: Row[] = [];
   private dirs = new Map<string, DirectoryMemo>();
@@ -98,7 +105,8 @@ export class FileCache {
   private readonly insert: Database.Statement;
   private readonly insertDir: Database.Statement;
   private readonly selectDirs: Database.Statement<[string], [path: string, digest: string, subs: string, level: number, key: string, files: number, bytes: number]>;
-  private readonly select: Database.Statement<[string], [path: string, entry: string]>;
+  private readonly select: Database.Statement<[string, string, string, number], [path: string, entry: string]>;
+  private readonly selectKeys: Database.Statement<[string], string>;
   /** Set by `use`: the rows of this archive are the ones read and written. */
   private archive: string | null = null;
   private preloaded: Promise<Loaded> | null = null;
@@ -109,9 +117,12 @@ export class FileCache {
 
   private constructor(private readonly db: Database.Database, readonly file: string) {
     this.insert = db.prepare('INSERT OR REPLACE INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, unhex(?))');
-    this.select = db.prepare<[string], [string, string]>(
-      "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files WHERE archive = ?",
+    // The rows of one directory's files: paths from 'dir/' up to 'dir0' ('/' + 1), with no '/' after 'dir/'.
+    this.select = db.prepare<[string, string, string, number], [string, string]>(
+      "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files " +
+      "WHERE archive = ? AND path > ? AND path < ? AND instr(substr(path, ?), '/') = 0",
     ).raw();
+    this.selectKeys = db.prepare<[string], string>('SELECT DISTINCT lower(hex(key)) FROM files WHERE archive = ?').pluck();
     this.insertDir = db.prepare('INSERT OR REPLACE INTO dirs (archive, path, digest, subs, level, key, files, bytes) VALUES (?, ?, ?, ?, ?, unhex(?), ?, ?)');
     this.selectDirs = db.prepare<[string], [string, string, string, number, string, number, number]>(
       'SELECT path, digest, subs, level, lower(hex(key)), files, bytes FROM dirs WHERE archive = ?',
@@ -158,7 +169,8 @@ export class FileCache {
    * fingerprint of the archive key, which only the passphrase gives, and
    * stretching it takes a few hundred ms of a pool thread while this one
    * waits: when the file holds the rows of one archive only (the usual case),
-   * they are read and their keys confirmed meanwhile. A no-change snapshot of
+   * their keys are confirmed and the directory memos read meanwhile (the rows
+   * themselves as the walk needs them: see Loaded). A no-change snapshot of
    * the small bench tree spent 150-200 ms here after the unlock.
    */
   preload(backend: Backend): void {
@@ -219,20 +231,19 @@ export class FileCache {
   }
 
   private fill(loaded: Loaded): void {
-    this.valid = loaded.entries;
-    this.lost = loaded.lost;
+    if (this.rowsArchive !== loaded.archive) {
+      this.valid = new Map();
+      this.readDirs.clear();
+    }
+    this.rowsArchive = loaded.archive;
+    this.lostKeys = loaded.lostKeys;
     this.lostDirs = loaded.lostDirs;
     this.dirs = loaded.dirs;
   }
 
-  /** An archive's rows whose key the archive still has (existsMany, at most 4096 keys a call), and those keys. */
+  /** An archive's keys, those the archive still has (existsMany, at most 4096 keys a call), and its memos. */
   private async read(archive: string, backend: Backend): Promise<Loaded> {
-    const entries = new Map<string, string>();
-    const keys = new Set<string>();
-    for (const [file, entry] of this.select.iterate(archive)) {
-      entries.set(file, entry);
-      keys.add(entryKey(entry));
-    }
+    const keys = new Set<string>(this.selectKeys.all(archive));
     const dirs = new Map<string, DirectoryMemo>();
     for (const [dir, digest, subs, level, key, files, bytes] of this.selectDirs.iterate(archive)) {
       dirs.set(dir, { digest, subs, ref: { level, key }, files, bytes });
@@ -247,16 +258,17 @@ export class FileCache {
       const answers = await Promise.all(group.map((b) => backend.existsMany(b)));
       group.forEach((batch, j) => batch.forEach((key, k) => { if ((answers[j] as boolean[])[k] === true) present.add(key); }));
     }
-    const lost: string[] = [];
+    const lostKeys = new Set<string>();
     const lostDirs: string[] = [];
     if (present.size < keys.size) {
-      for (const [file, entry] of entries) {
-        if (present.has(entryKey(entry))) continue;
-        entries.delete(file);
-        lost.push(file);
-        // The directory's block names the lost block: it is built again (and the file read again).
-        const dir = file.slice(0, file.lastIndexOf('/'));
-        if (dirs.delete(dir)) lostDirs.push(dir);
+      for (const key of keys) if (!present.has(key)) lostKeys.add(key);
+      const pathsOf = this.db.prepare<[string, string], string>('SELECT path FROM files WHERE archive = ? AND key = unhex(?)').pluck();
+      for (const key of lostKeys) {
+        for (const file of pathsOf.all(archive, key)) {
+          // The directory's block names the lost block: it is built again (and the file read again).
+          const dir = file.slice(0, file.lastIndexOf('/'));
+          if (dirs.delete(dir)) lostDirs.push(dir);
+        }
       }
       for (const [dir, memo] of dirs) {
         if (present.has(memo.ref.key)) continue;
@@ -264,12 +276,22 @@ export class FileCache {
         lostDirs.push(dir);
       }
     }
-    return { archive, entries, present, lost, dirs, lostDirs };
+    return { archive, present, lostKeys, dirs, lostDirs };
+  }
+
+  /** Reads the rows of the files in `dir` (once), leaving out those whose key the archive lost. */
+  private rowsOf(dir: string): void {
+    if (this.readDirs.has(dir) || this.rowsArchive === null) return;
+    this.readDirs.add(dir);
+    for (const [file, entry] of this.select.iterate(this.rowsArchive, `${dir}/`, `${dir}0`, dir.length + 2)) {
+      if (!this.lostKeys.has(entryKey(entry))) this.valid.set(file, entry);
+    }
   }
 
   lookup(file: Buffer, id: FileIdentity): ContentRef | null {
     const name = file.toString('latin1');
     this.visited.add(name);
+    this.rowsOf(name.slice(0, name.lastIndexOf('/')));
     const entry = this.valid.get(name);
     if (entry === undefined) return null;
     const identity = `${id.size} ${id.mtimeNs} ${id.ctimeNs} ${id.ino} `;
@@ -336,8 +358,10 @@ export class FileCache {
     // A file in a directory whose memo was used was not looked up, and is still there.
     const seen = (file: string): boolean => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/')));
     const gone: string[] = [];
-    for (const file of this.valid.keys()) if (!seen(file) && under(file)) gone.push(file);
-    for (const file of this.lost) if (!seen(file) && under(file)) gone.push(file);
+    // Every row, not only those read: those of directories the walk did not look in (gone, or left out) too.
+    for (const file of this.db.prepare<[string], string>('SELECT path FROM files WHERE archive = ?').pluck().iterate(archive)) {
+      if (!seen(file) && under(file)) gone.push(file);
+    }
     const goneDirs = [...this.dirs.keys(), ...this.lostDirs].filter((dir) => !this.keptDirs.has(dir) && under(dir));
     if (gone.length > 0 || goneDirs.length > 0) {
       const remove = this.db.prepare('DELETE FROM files WHERE archive = ? AND path = ?');
@@ -349,7 +373,6 @@ export class FileCache {
       for (const file of gone) this.valid.delete(file);
       for (const dir of goneDirs) this.dirs.delete(dir);
     }
-    this.lost = [];
     this.lostDirs = [];
     return gone.length;
   }
