@@ -262,13 +262,12 @@ export class FileCache {
     const lostDirs: string[] = [];
     if (present.size < keys.size) {
       for (const key of keys) if (!present.has(key)) lostKeys.add(key);
-      const pathsOf = this.db.prepare<[string, string], string>('SELECT path FROM files WHERE archive = ? AND key = unhex(?)').pluck();
-      for (const key of lostKeys) {
-        for (const file of pathsOf.all(archive, key)) {
-          // The directory's block names the lost block: it is built again (and the file read again).
-          const dir = file.slice(0, file.lastIndexOf('/'));
-          if (dirs.delete(dir)) lostDirs.push(dir);
-        }
+      // One pass over the rows (keys are not indexed), however many keys were lost.
+      for (const [file, key] of this.db.prepare<[string], [string, string]>('SELECT path, lower(hex(key)) FROM files WHERE archive = ?').raw().iterate(archive)) {
+        if (!lostKeys.has(key)) continue;
+        // The directory's block names the lost block: it is built again (and the file read again).
+        const dir = file.slice(0, file.lastIndexOf('/'));
+        if (dirs.delete(dir)) lostDirs.push(dir);
       }
       for (const [dir, memo] of dirs) {
         if (present.has(memo.ref.key)) continue;
