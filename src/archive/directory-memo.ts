@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
+import { blockKey } from './block-codec.js';
 import type { ContentRef } from './content-ref.js';
+import { BlockType } from './format.js';
 import { putStat, STAT_FIELDS, type Listing, type RawListing } from './listing.js';
 import type { Rule, Expr } from './rules.js';
 
@@ -26,9 +27,9 @@ import type { Rule, Expr } from './rules.js';
  * remembered.
  */
 export interface DirectoryMemo {
-  /** Hex SHA-256 of the snapshot's settings, the directory's place and its listing (`listingDigest`). */
+  /** Hex SHA-256 (keyed: an HMAC) of the snapshot's settings, the directory's place and its listing (`listingDigest`). */
   digest: string;
-  /** Hex SHA-256 of its subdirectories' names and references, in order (`subdirectoriesDigest`). */
+  /** Its subdirectories' references, in order (`subdirectoriesText`; their names are in the listing). */
   subs: string;
   ref: ContentRef;
   /** Its files (counted as the walk counts them) and their bytes, for the progress counters. */
@@ -50,19 +51,28 @@ export function rawListing(names: Buffer[], stats: BigIntStats[]): RawListing {
   return { names: packed, stats: values };
 }
 
-/** The digest a memo is found by: `context` (settings, rules, place) and the raw listing. */
-export function listingDigest(context: string, listing: Listing): string | null {
+/** The key of the digests' HMAC: a constant (they only tell listings apart; nothing secret is derived from them). */
+const DIGEST_KEY = Buffer.from('cairn directory memo digest');
+
+/**
+ * The digest a memo is found by: `settings` (the snapshot's, the same for
+ * every directory), `place` (the directory's relative path and rules) and
+ * the raw listing, in one call of the block naming's HMAC-SHA256 (native
+ * where built: a Hash object per directory cost more than the rest of the
+ * memo's work on a first snapshot).
+ */
+export function listingDigest(settings: Buffer, place: string, listing: Listing): string | null {
   const raw = listing.raw;
   if (raw === undefined) return null;
-  return createHash('sha256').update(context).update('\0').update(raw.names)
-    .update(new Uint8Array(raw.stats.buffer, raw.stats.byteOffset, raw.stats.byteLength)).digest('hex');
+  const stats = new Uint8Array(raw.stats.buffer, raw.stats.byteOffset, raw.stats.byteLength);
+  return blockKey(DIGEST_KEY, BlockType.directory, Buffer.concat([settings, Buffer.from(`\0${place}\0`), raw.names, stats]));
 }
 
-/** The digest of a directory's subdirectories: their names and references, in the directory's order. */
-export function subdirectoriesDigest(subdirs: Array<{ name: Buffer; ref: ContentRef }>): string {
-  const hash = createHash('sha256');
-  for (const { name, ref } of subdirs) hash.update(name).update(`\0${ref.level}:${ref.key}\0`);
-  return hash.digest('hex');
+/** A directory's subdirectories' references, in the directory's order, as text. */
+export function subdirectoriesText(refs: ContentRef[]): string {
+  let text = '';
+  for (const ref of refs) text += `${ref.level}:${ref.key},`;
+  return text;
 }
 
 function timeDependent(expr: Expr): boolean {

@@ -60,6 +60,8 @@ type V1Row = [archive: string, path: Buffer, size: string, mtime: string, ctime:
  */
 interface Loaded {
   archive: string;
+  /** Whether the archive had file rows (without, no directory's rows are looked for, and `forget` has none to delete). */
+  rows: boolean;
   present: Set<string>;
   /** Keys of rows that the archive no longer has: those rows are not used. */
   lostKeys: Set<string>;
@@ -235,7 +237,7 @@ export class FileCache {
       this.valid = new Map();
       this.readDirs.clear();
     }
-    this.rowsArchive = loaded.archive;
+    this.rowsArchive = loaded.rows ? loaded.archive : null;
     this.lostKeys = loaded.lostKeys;
     this.lostDirs = loaded.lostDirs;
     this.dirs = loaded.dirs;
@@ -243,7 +245,8 @@ export class FileCache {
 
   /** An archive's keys, those the archive still has (existsMany, at most 4096 keys a call), and its memos. */
   private async read(archive: string, backend: Backend): Promise<Loaded> {
-    const keys = new Set<string>(this.selectKeys.all(archive));
+    const fileKeys = this.selectKeys.all(archive);
+    const keys = new Set<string>(fileKeys);
     const dirs = new Map<string, DirectoryMemo>();
     for (const [dir, digest, subs, level, key, files, bytes] of this.selectDirs.iterate(archive)) {
       dirs.set(dir, { digest, subs, ref: { level, key }, files, bytes });
@@ -275,7 +278,7 @@ export class FileCache {
         lostDirs.push(dir);
       }
     }
-    return { archive, present, lostKeys, dirs, lostDirs };
+    return { archive, rows: fileKeys.length > 0, present, lostKeys, dirs, lostDirs };
   }
 
   /** Reads the rows of the files in `dir` (once), leaving out those whose key the archive lost. */
@@ -358,8 +361,11 @@ export class FileCache {
     const seen = (file: string): boolean => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/')));
     const gone: string[] = [];
     // Every row, not only those read: those of directories the walk did not look in (gone, or left out) too.
-    for (const file of this.db.prepare<[string], string>('SELECT path FROM files WHERE archive = ?').pluck().iterate(archive)) {
-      if (!seen(file) && under(file)) gone.push(file);
+    // (With none at the start, every row is this snapshot's: none to delete.)
+    if (this.rowsArchive !== null) {
+      for (const file of this.db.prepare<[string], string>('SELECT path FROM files WHERE archive = ?').pluck().iterate(archive)) {
+        if (!seen(file) && under(file)) gone.push(file);
+      }
     }
     const goneDirs = [...this.dirs.keys(), ...this.lostDirs].filter((dir) => !this.keptDirs.has(dir) && under(dir));
     if (gone.length > 0 || goneDirs.length > 0) {

@@ -8,7 +8,7 @@ import { Chunker, type ChunkSizes } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import { writeDirectory } from './directory.js';
-import { listingDigest, rawListing, rulesFingerprint, subdirectoriesDigest, type DirectoryMemo } from './directory-memo.js';
+import { listingDigest, rawListing, rulesFingerprint, subdirectoriesText, type DirectoryMemo } from './directory-memo.js';
 import type { FileCache, FileIdentity } from './file-cache.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
@@ -133,13 +133,13 @@ export class TreeWriter {
   /** Set by `abandon`: the walk lists no more directories. */
   private abandoned: BackendError | null = null;
   /** The part of every directory memo's digest that the snapshot's settings make, or null for no memos (directory-memo.ts). */
-  private readonly memoContext: string | null;
+  private readonly memoContext: Buffer | null;
 
   constructor(private readonly options: TreeWriterOptions) {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
     const include = options.include === undefined ? '' : options.includeFingerprint;
     this.memoContext = options.cache === undefined || include === undefined ? null
-      : JSON.stringify([MEMO_VERSION, options.maxPlaintext, options.sizes, include, [...this.excluded].sort(), this.names.fingerprint]);
+      : Buffer.from(JSON.stringify([MEMO_VERSION, options.maxPlaintext, options.sizes, include, [...this.excluded].sort(), this.names.fingerprint]));
   }
 
   /**
@@ -233,7 +233,7 @@ export class TreeWriter {
       const subdirs = this.children(abs, relText, names, stats, rules, true);
       const walked = await this.walkChildren(subdirs, rel, relText, rules);
       const done = Promise.all(walked).then((entries) => {
-        if (entries.every((e) => e !== null) && subdirectoriesDigest(entries.map((e) => ({ name: e.name, ref: e.content as ContentRef }))) === memo.subs) {
+        if (entries.every((e) => e !== null) && subdirectoriesText(entries.map((e) => e.content as ContentRef)) === memo.subs) {
           this.progress.dirs += 1;
           this.progress.dirsRecalled += 1;
           this.progress.files += memo.files;
@@ -259,7 +259,7 @@ export class TreeWriter {
   private memoDigest(listing: Listing, relText: string, rules: Rule[]): string | null {
     if (this.memoContext === null) return null;
     const ruleText = rulesFingerprint(rules);
-    return ruleText === null ? null : listingDigest(`${this.memoContext}\0${relText}\0${ruleText}`, listing);
+    return ruleText === null ? null : listingDigest(this.memoContext, `${relText}\0${ruleText}`, listing);
   }
 
   /** The children the walk takes, in order (only the subdirectories with `onlyDirectories`), skipping those whose lstat failed. */
@@ -328,13 +328,13 @@ export class TreeWriter {
    * its lstat says; the file cache does not keep it either).
    */
   private memoOf(children: Array<{ st: WalkStat; entry: Entry | null }>, digest: string, ref: ContentRef): DirectoryMemo | null {
-    const subdirs: Array<{ name: Buffer; ref: ContentRef }> = [];
+    const subdirs: ContentRef[] = [];
     let files = 0;
     let bytes = 0;
     for (const { st, entry } of children) {
       if (entry === null) return null;
       if (entry.type === 'dir') {
-        subdirs.push({ name: entry.name, ref: entry.content as ContentRef });
+        subdirs.push(entry.content as ContentRef);
         continue;
       }
       if (st.nlink > 1n || entry.type === 'hardlink') return null;
@@ -344,7 +344,7 @@ export class TreeWriter {
         bytes += entry.size;
       }
     }
-    return { digest, subs: subdirectoriesDigest(subdirs), ref, files, bytes };
+    return { digest, subs: subdirectoriesText(subdirs), ref, files, bytes };
   }
 
   /** The regex list decides first; then the last matching rule; else the path is included. */
