@@ -1,8 +1,7 @@
-import type { BigIntStats } from 'node:fs';
 import { blockKey } from './block-codec.js';
 import type { ContentRef } from './content-ref.js';
 import { BlockType } from './format.js';
-import { putStat, STAT_FIELDS, type Listing, type RawListing } from './listing.js';
+import type { Listing } from './listing.js';
 import type { Rule, Expr } from './rules.js';
 
 /**
@@ -35,20 +34,6 @@ export interface DirectoryMemo {
   /** Its files (counted as the walk counts them) and their bytes, for the progress counters. */
   files: number;
   bytes: number;
-}
-
-/** The raw form of a listing made on the walk's own thread (every lstat succeeded). */
-export function rawListing(names: Buffer[], stats: BigIntStats[]): RawListing {
-  const packed = Buffer.allocUnsafe(names.reduce((n, name) => n + name.length + 1, 0));
-  const values = new BigInt64Array(names.length * STAT_FIELDS);
-  let at = 0;
-  names.forEach((name, i) => {
-    at += name.copy(packed, at);
-    packed[at] = 0;
-    at += 1;
-    putStat(values, i * STAT_FIELDS, stats[i] as BigIntStats);
-  });
-  return { names: packed, stats: values };
 }
 
 /** The key of the digests' HMAC: a constant (they only tell listings apart; nothing secret is derived from them). */

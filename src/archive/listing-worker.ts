@@ -1,8 +1,8 @@
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ColdJudge, nativePrefetch } from './cold-prefetch.js';
 import { optionalNativeFunction } from '../optional-native.js';
-import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, packListing, PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
@@ -193,26 +193,22 @@ function listHere(dir: Buffer, listed: ListedDirectory, subdirs: Buffer[]): numb
     const names = readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
     judge((performance.now() - started) * 1000);
     count = names.length;
-    const packed = Buffer.allocUnsafeSlow(names.reduce((n, name) => n + name.length + 1, 0));
-    const stats = new BigInt64Array(names.length * STAT_FIELDS);
-    let at = 0;
-    names.forEach((name, i) => {
-      at += name.copy(packed, at);
-      packed[at] = 0;
-      at += 1;
+    const stats = names.map((name, i): BigIntStats | Error => {
       const full = Buffer.concat([dir, SLASH, name]);
       try {
         const st = lstatSync(full, { bigint: true });
-        putStat(stats, i * STAT_FIELDS, st);
         prefetch(full, st);
         if (st.isDirectory() && !excluded.has(full.toString())) subdirs.push(full);
+        return st;
       } catch (err) {
         listed.failed.push([i, (err as Error).message, (err as NodeJS.ErrnoException).code]);
+        return err as Error;
       }
     });
-    listed.names = new Uint8Array(packed.buffer, packed.byteOffset, packed.length);
-    listed.stats = stats;
-    transfer.push(packed.buffer as ArrayBuffer, stats.buffer as ArrayBuffer);
+    const raw = packListing(names, stats);
+    listed.names = raw.names;
+    listed.stats = raw.stats;
+    transfer.push(raw.names.buffer as ArrayBuffer, raw.stats.buffer as ArrayBuffer);
   } catch (err) {
     listed.error = { message: (err as Error).message, ...((err as NodeJS.ErrnoException).code !== undefined ? { code: (err as NodeJS.ErrnoException).code } : {}) };
   }

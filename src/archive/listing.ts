@@ -144,6 +144,25 @@ export class ListedStat implements WalkStat {
   }
 }
 
+/**
+ * A listing's raw form (RawListing) from names and their lstats: zeros for
+ * a name whose lstat failed. Its buffers are its own, so that the listing
+ * thread can transfer them.
+ */
+export function packListing(names: Buffer[], stats: Array<BigIntStats | Error>): RawListing {
+  const packed = Buffer.allocUnsafeSlow(names.reduce((n, name) => n + name.length + 1, 0));
+  const values = new BigInt64Array(names.length * STAT_FIELDS);
+  let at = 0;
+  names.forEach((name, i) => {
+    at += name.copy(packed, at);
+    packed[at] = 0;
+    at += 1;
+    const st = stats[i];
+    if (st !== undefined && !(st instanceof Error)) putStat(values, i * STAT_FIELDS, st);
+  });
+  return { names: new Uint8Array(packed.buffer, packed.byteOffset, packed.length), stats: values };
+}
+
 /** Writes the fields of `st` at `at` (the listing thread). */
 export function putStat(values: BigInt64Array, at: number, st: BigIntStats): void {
   values[at] = st.mode;

@@ -1,5 +1,5 @@
 import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
-import { ListedStat, type Listing, type WalkStat } from './listing.js';
+import { ListedStat, packListing, type Listing, type WalkStat } from './listing.js';
 import type { ListingThread } from './listing-thread.js';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
@@ -8,7 +8,7 @@ import { Chunker, type ChunkSizes } from './chunker.js';
 import { indexChunks } from './content.js';
 import type { ContentRef } from './content-ref.js';
 import { writeDirectory } from './directory.js';
-import { listingDigest, rawListing, rulesFingerprint, subdirectoriesText, type DirectoryMemo } from './directory-memo.js';
+import { listingDigest, rulesFingerprint, subdirectoriesText, type DirectoryMemo } from './directory-memo.js';
 import type { FileCache, FileIdentity } from './file-cache.js';
 import { OwnerNames } from './owner-names.js';
 import { Semaphore } from './semaphore.js';
@@ -380,7 +380,7 @@ export class TreeWriter {
       }
     });
     if (this.memoContext === null || stats.some((st) => st instanceof Error)) return { names, stats };
-    return { names, stats, raw: rawListing(names, stats as BigIntStats[]) };
+    return { names, stats, raw: packListing(names, stats) };
   }
 
   /**
