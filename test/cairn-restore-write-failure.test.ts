@@ -45,14 +45,20 @@ for (const thread of ['1', '0']) {
   });
 }
 
-test('a file of several blocks that cannot be written whole is removed, not left short', async () => {
-  const dir = path.join(scratch.dir, 'several-blocks');
+/** An archive in scratch/`name` whose tag home holds one file, large.bin, of several blocks (6 MiB of pattern `seed`). */
+async function archiveOfLargeFile(name: string, seed: number): Promise<{ dir: string; ctx: Awaited<ReturnType<typeof makeContext>> }> {
+  const dir = path.join(scratch.dir, name);
   mkdirSync(dir);
   const ctx = await makeContext(dir);
   const tree = path.join(dir, 'tree');
   mkdirSync(tree);
-  writeFileSync(path.join(tree, 'large.bin'), contentOf(6 * 1024 * 1024, 11));
+  writeFileSync(path.join(tree, 'large.bin'), contentOf(6 * 1024 * 1024, seed));
   await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
+  return { dir, ctx };
+}
+
+test('a file of several blocks that cannot be written whole is removed, not left short', async () => {
+  const { dir, ctx } = await archiveOfLargeFile('several-blocks', 11);
   const dest = path.join(dir, 'restored');
   const child = extractUnderLimit(ctx, dest);
   assert.equal(child.status, 1, child.stderr);
@@ -62,13 +68,7 @@ test('a file of several blocks that cannot be written whole is removed, not left
 });
 
 test('a file of several blocks one of which turns out damaged is removed, not left short', async () => {
-  const dir = path.join(scratch.dir, 'damaged-block');
-  mkdirSync(dir);
-  const ctx = await makeContext(dir);
-  const tree = path.join(dir, 'tree');
-  mkdirSync(tree);
-  writeFileSync(path.join(tree, 'large.bin'), contentOf(6 * 1024 * 1024, 13));
-  await snapshotCommand(ctx, 'home', [tree], { quiet: true, workers: 0 });
+  const { dir, ctx } = await archiveOfLargeFile('damaged-block', 13);
   // The biggest block is one of large.bin's data blocks: a bit flipped in it fails its authentication.
   const blocks = blockFiles(path.join(dir, 'archive'));
   const sizes = blocks.map((b) => readFileSync(b).length);

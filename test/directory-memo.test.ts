@@ -89,6 +89,17 @@ class Fixture {
     return run;
   }
 
+  /** File rows and memos whose path is `dir` or below it. */
+  rowsUnder(dir: string): number {
+    const db = new Database(this.cacheFile, { readonly: true });
+    try {
+      const count = (table: string): number => db.prepare(`SELECT count(*) FROM ${table} WHERE path = ? OR substr(path, 1, ?) = ?`).pluck().get(dir, dir.length + 1, `${dir}/`) as number;
+      return count('files') + count('dirs');
+    } finally {
+      db.close();
+    }
+  }
+
   memoRows(): number {
     const db = new Database(this.cacheFile, { readonly: true });
     try {
@@ -143,6 +154,9 @@ test('a file changed, added, removed, renamed or chmodded deep in the tree: the 
   await f.agrees('a file added and another removed');
   renameSync(b(2, 1), path.join(f.tree, 'a2', 'renamed'));
   await f.agrees('a directory renamed');
+  // Its old name's rows and memo were in no directory the walk looked in: forgotten all the same.
+  assert.equal(f.rowsUnder(b(2, 1)), 0);
+  assert.equal(f.rowsUnder(path.join(f.tree, 'a2', 'renamed')), 5 + 1, 'its five files and its memo');
   chmodSync(b(0, 2, 'f3.txt'), 0o600);
   await f.agrees('a file chmodded');
   appendFileSync(path.join(f.tree, 'readme'), 'more\n');

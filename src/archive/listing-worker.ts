@@ -118,7 +118,7 @@ function judge(micros: number): void {
 type NativeList = (dir: Buffer) => [names: Buffer, stats: BigInt64Array, failed: number[]] | null;
 const nativeList = process.env.CAIRN_NO_NATIVE_LIST === '1' ? null : optionalNativeFunction<NativeList>('cairn-list-directory', 'listDirectory');
 
-/** `list` with native/list-directory: false when it could not list `dir`. */
+/** `list` with native/list-directory: how many names it found, or null when it could not list `dir` (listHere then does, for the error). */
 function listNatively(dir: Buffer, listed: ListedDirectory, subdirs: Buffer[]): number | null {
   if (nativeList === null) return null;
   const started = performance.now();

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /**
@@ -7,33 +6,30 @@ import { readFileSync } from 'node:fs';
  * another machine can tell who was meant.
  */
 export class OwnerNames {
-  private readonly users: Map<number, string>;
-  private readonly groups: Map<number, string>;
-  private readonly userIds: Map<string, number>;
-  private readonly groupIds: Map<string, number>;
-  /** What the names were read from (for the directory memo: names changed, entries changed). */
-  readonly fingerprint: string;
+  private readonly users = OwnerNames.read('/etc/passwd');
+  private readonly groups = OwnerNames.read('/etc/group');
+  private readonly userIds = new Map([...this.users].map(([id, name]) => [name, id]));
+  private readonly groupIds = new Map([...this.groups].map(([id, name]) => [name, id]));
+  private fingerprintText: string | null = null;
 
-  constructor() {
-    const passwd = OwnerNames.text('/etc/passwd');
-    const group = OwnerNames.text('/etc/group');
-    this.users = OwnerNames.parse(passwd);
-    this.groups = OwnerNames.parse(group);
-    this.userIds = new Map([...this.users].map(([id, name]) => [name, id]));
-    this.groupIds = new Map([...this.groups].map(([id, name]) => [name, id]));
-    this.fingerprint = createHash('sha256').update(passwd).update('\0').update(group).digest('hex');
+  /**
+   * The names by id, as text (for the directory memo: other names, other
+   * entries). Only what entries take from the files: a new login shell or
+   * home directory changes nothing.
+   */
+  get fingerprint(): string {
+    this.fingerprintText ??= JSON.stringify([[...this.users], [...this.groups]]);
+    return this.fingerprintText;
   }
 
-  private static text(file: string): string {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch {
-      return '';
-    }
-  }
-
-  private static parse(text: string): Map<number, string> {
+  private static read(file: string): Map<number, string> {
     const map = new Map<number, string>();
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return map;
+    }
     for (const line of text.split('\n')) {
       const fields = line.split(':');
       const id = Number(fields[2]);

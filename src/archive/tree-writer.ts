@@ -1,6 +1,7 @@
 import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
 import { ListedStat, packListing, type Listing, type WalkStat } from './listing.js';
 import type { ListingThread } from './listing-thread.js';
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { BackendError } from '../backends/errors.js';
 import { named, type BlockWriter } from './block-writer.js';
@@ -139,7 +140,8 @@ export class TreeWriter {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
     const include = options.include === undefined ? '' : options.includeFingerprint;
     this.memoContext = options.cache === undefined || include === undefined ? null
-      : Buffer.from(JSON.stringify([MEMO_VERSION, options.maxPlaintext, options.sizes, include, [...this.excluded].sort(), this.names.fingerprint]));
+      // Hashed once: every directory's digest starts with it.
+      : createHash('sha256').update(JSON.stringify([MEMO_VERSION, options.maxPlaintext, options.sizes, include, [...this.excluded].sort(), this.names.fingerprint])).digest();
   }
 
   /**
