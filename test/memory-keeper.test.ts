@@ -101,11 +101,17 @@ function peakHeapWith(keeperStarted: boolean): number {
     }
     console.log(JSON.stringify({ peak, live: live.length }));
   `;
-  return (runChild(['--input-type=module', '-e', script]) as { peak: number }).peak;
+  // Marking on this thread only: how far the heap grows then depends on the allocations, not on how soon
+  // V8's marking threads get a core on a loaded machine.
+  return (runChild(['--single-threaded-gc', '--input-type=module', '-e', script]) as { peak: number }).peak;
 }
 
 test('keepMemoryDown has V8 collect a heap that grew to twice what it kept, instead of letting it grow several times larger', () => {
-  const without = peakHeapWith(false);
-  const withKeeper = peakHeapWith(true);
-  assert.ok(withKeeper < (without * 2) / 3, `peak heap ${withKeeper} bytes with the keeper, ${without} without`);
+  // Three runs each, summed: one run's peak moves by up to a sixth from the next's (two runs without the keeper
+  // gave ratios of 0.83-1.03). The keeper's factor is 2; V8's own, chosen as it goes, came out about 1.4-1.9
+  // times that here (single runs' ratios 0.54-0.72 over 16 runs, idle or under load).
+  const runs = [0, 1, 2];
+  const without = runs.reduce((sum) => sum + peakHeapWith(false), 0);
+  const withKeeper = runs.reduce((sum) => sum + peakHeapWith(true), 0);
+  assert.ok(withKeeper < without * 0.8, `peak heaps ${withKeeper} bytes with the keeper, ${without} without (3 runs each)`);
 });
