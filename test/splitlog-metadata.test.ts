@@ -7,7 +7,8 @@
  * - hex block keys stored as bytes, other keys as text, and a file of schema
  *   version 1 (text keys, a by-log index) migrated on open;
  * - `check` finds an index row that points at the wrong place, now that it
- *   confirms rows by count rather than reading them log by log.
+ *   confirms rows by count rather than reading them log by log;
+ * - records applied in one batch index as they do one at a time.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -141,5 +142,60 @@ test('check names a hex-keyed block whose index row points at the wrong offset, 
     for (const key of keys) if (key !== victim) assert.doesNotMatch(report.text, new RegExp(key));
   } finally {
     await reopened.close();
+  }
+});
+
+/**
+ * Records applied in one batch (as a commit applies them) leave the index as
+ * the same records applied one per transaction: a block replaced, removed,
+ * put again after its removal, removed twice at the same place, a tag and a
+ * setting; sizes and live bytes per log summed over the batch.
+ */
+test('records applied in one batch index as they do one at a time: values, removals, superseded logs, sizes and live bytes', () => {
+  const A = 'aa'.repeat(32);
+  const B = 'bb'.repeat(32);
+  const C = 'cc'.repeat(32);
+  const at = (log: number, offset: number, length: number) => ({ log, offset, length });
+  const ops = [
+    { type: RecordType.BlockPut, name: A, loc: at(1, 0, 100) },
+    { type: RecordType.BlockPut, name: B, loc: at(1, 100, 100) },
+    { type: RecordType.BlockPut, name: A, loc: at(1, 200, 100) },
+    { type: RecordType.BlockRemoved, name: B, loc: at(1, 300, 50) },
+    { type: RecordType.BlockPut, name: B, loc: at(2, 0, 100) },
+    { type: RecordType.BlockPut, name: C, loc: at(2, 100, 100) },
+    { type: RecordType.TagSet, name: 'daily', loc: at(2, 200, 60) },
+    { type: RecordType.Config, name: 'commitInterval', value: '5', loc: at(2, 260, 40) },
+    { type: RecordType.BlockPut, name: A, loc: at(1, 200, 100) },
+    { type: RecordType.BlockRemoved, name: C, loc: at(2, 300, 50) },
+    { type: RecordType.BlockRemoved, name: C, loc: at(2, 300, 50) },
+  ];
+  const state = (meta: Metadata) => ({
+    values: [A, B, C].map((k) => meta.lookup('block', k)),
+    tag: meta.lookup('tag', 'daily'),
+    config: meta.configValues().get('commitInterval'),
+    removals: [meta.removalsIn(1), meta.removalsIn(2)],
+    superseded: [meta.supersededIn('block', A), meta.supersededIn('block', B), meta.supersededIn('block', C)],
+    logs: meta.logUsage(),
+  });
+  const batched = Metadata.open(path.join(scratch.dir, 'batched.sqlite'), { create: true });
+  const single = Metadata.open(path.join(scratch.dir, 'single.sqlite'), { create: true });
+  try {
+    batched.immediate(() => batched.applyAll(ops));
+    for (const op of ops) single.immediate(() => single.apply(op));
+    const expected = {
+      values: [at(1, 200, 100), at(2, 0, 100), null],
+      tag: at(2, 200, 60),
+      config: '5',
+      removals: [[], [{ kind: 'block', name: C, loc: at(2, 300, 50) }]],
+      superseded: [[1], [1], [2]],
+      // Log 1: A's 100 live bytes (B's removal record is live until B is put again, then not).
+      // Log 2: B, the tag, the setting and C's removal (C's put was superseded by it).
+      logs: [{ log: 1, size: 350, live: 100 }, { log: 2, size: 350, live: 250 }],
+    };
+    assert.deepEqual(state(batched), expected);
+    assert.deepEqual(state(single), expected);
+  } finally {
+    batched.close();
+    single.close();
   }
 });

@@ -119,7 +119,7 @@ export async function compactLogs(
     await appender.sync();
 
     meta.immediate(() => {
-      for (const op of ops) meta.apply(op);
+      meta.applyAll(ops);
       if (ops.length > 0) meta.setPosition(appender.writtenEnd);
       for (const entry of dropped) meta.dropRemoval(entry.kind, entry.name);
       for (const log of victims) meta.forgetLog(log);

@@ -122,10 +122,12 @@ function prepareAll(db: Database.Database) {
     tagsByLog: db.prepare<[number], LocRow & { name: string }>('SELECT name, log, offset, length FROM tags WHERE log = ? ORDER BY offset'),
     configByLog: db.prepare<[number], LocRow & { name: string }>('SELECT name, log, offset, length FROM config WHERE log = ? ORDER BY offset'),
     putBlock: db.prepare<[Name, number, number, number]>('INSERT OR REPLACE INTO blocks (key, log, offset, length) VALUES (?, ?, ?, ?)'),
+    newBlock: db.prepare<[Name, number, number, number]>('INSERT INTO blocks (key, log, offset, length) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING'),
     putTag: db.prepare<[string, number, number, number]>('INSERT OR REPLACE INTO tags (name, log, offset, length) VALUES (?, ?, ?, ?)'),
     putConfig: db.prepare<[string, string, number, number, number]>('INSERT OR REPLACE INTO config (name, value, log, offset, length) VALUES (?, ?, ?, ?, ?)'),
     configAll: db.prepare<[], { name: string; value: string }>('SELECT name, value FROM config'),
     tombGet: db.prepare<[string, string], LocRow>('SELECT log, offset, length FROM tombstones WHERE kind = ? AND name = ?'),
+    tombAny: db.prepare<[string], number>('SELECT 1 FROM tombstones WHERE kind = ? LIMIT 1').pluck(),
     tombDel: db.prepare<[string, string]>('DELETE FROM tombstones WHERE kind = ? AND name = ?'),
     tombPut: db.prepare<[string, string, number, number, number]>('INSERT OR REPLACE INTO tombstones (kind, name, log, offset, length) VALUES (?, ?, ?, ?, ?)'),
     tombByLog: db.prepare<[number], LocRow & { kind: Kind; name: string }>('SELECT kind, name, log, offset, length FROM tombstones WHERE log = ? ORDER BY offset'),
@@ -332,44 +334,77 @@ export class Metadata {
     return this.db.transaction(fn).immediate();
   }
 
-  /**
-   * Applies one record, last record wins. Idempotent: applying a record
-   * already indexed at the same place changes nothing. Keeps the per-log
-   * live byte counts, the removals still needed, and where superseded values
-   * lie (so compaction knows which removals must be kept).
-   */
+  /** Applies one record: `applyAll` of one. */
   apply(op: IndexOp): void {
-    const { loc, name } = op;
-    const kind = kindOf(op.type);
-    const stored = kind === 'block' ? storedKey(name) : name;
-    this.s.logGrow.run(loc.log, loc.offset + loc.length);
-    const current = this.s[kind].get.get(stored);
-    const tomb = kind === 'config' ? undefined : this.s.tombGet.get(kind, name);
-    if (isRemoval(op.type)) {
-      if (tomb !== undefined && tomb.log === loc.log && tomb.offset === loc.offset) return;
-      if (tomb !== undefined) this.s.logLive.run(tomb.log, -tomb.length);
-      if (current !== undefined) {
-        this.s[kind].del.run(stored);
-        this.s.deadAdd.run(kind, name, current.log);
-        this.s.logLive.run(current.log, -current.length);
+    this.applyAll([op]);
+  }
+
+  /**
+   * Applies records in order, last record wins. Idempotent: applying a
+   * record already indexed at the same place changes nothing. Keeps the
+   * per-log sizes and live byte counts (summed here and written once per
+   * log), the removals still needed, and where superseded values lie (so
+   * compaction knows which removals must be kept). A block new to the index,
+   * with no removal of its kind pending, costs one statement: a snapshot
+   * puts tens of thousands of them in a commit.
+   */
+  applyAll(ops: readonly IndexOp[]): void {
+    const grown = new Map<number, number>();
+    const live = new Map<number, number>();
+    const addLive = (log: number, bytes: number): void => {
+      live.set(log, (live.get(log) ?? 0) + bytes);
+    };
+    /** Kinds with removals in the index (looked up once per kind, then kept up to date here). */
+    const tombs = new Map<Kind, boolean>();
+    const hasTombs = (kind: Kind): boolean => {
+      let any = tombs.get(kind);
+      if (any === undefined) {
+        any = this.s.tombAny.get(kind) !== undefined;
+        tombs.set(kind, any);
       }
-      this.s.tombPut.run(kind, name, loc.log, loc.offset, loc.length);
-      this.s.logLive.run(loc.log, loc.length);
-      return;
+      return any;
+    };
+    for (const op of ops) {
+      const { loc, name } = op;
+      const kind = kindOf(op.type);
+      grown.set(loc.log, Math.max(grown.get(loc.log) ?? 0, loc.offset + loc.length));
+      const stored = kind === 'block' ? storedKey(name) : name;
+      const removal = isRemoval(op.type);
+      if (kind === 'block' && !removal && !hasTombs(kind) && this.s.newBlock.run(stored, loc.log, loc.offset, loc.length).changes === 1) {
+        addLive(loc.log, loc.length);
+        continue;
+      }
+      const current = this.s[kind].get.get(stored);
+      const tomb = kind === 'config' || !hasTombs(kind) ? undefined : this.s.tombGet.get(kind, name);
+      if (removal) {
+        if (tomb !== undefined && tomb.log === loc.log && tomb.offset === loc.offset) continue;
+        if (tomb !== undefined) addLive(tomb.log, -tomb.length);
+        if (current !== undefined) {
+          this.s[kind].del.run(stored);
+          this.s.deadAdd.run(kind, name, current.log);
+          addLive(current.log, -current.length);
+        }
+        this.s.tombPut.run(kind, name, loc.log, loc.offset, loc.length);
+        tombs.set(kind, true);
+        addLive(loc.log, loc.length);
+        continue;
+      }
+      if (current !== undefined && current.log === loc.log && current.offset === loc.offset) continue;
+      if (current !== undefined) {
+        if (kind !== 'config') this.s.deadAdd.run(kind, name, current.log);
+        addLive(current.log, -current.length);
+      }
+      if (tomb !== undefined) {
+        this.s.tombDel.run(kind, name);
+        addLive(tomb.log, -tomb.length);
+      }
+      if (kind === 'block') this.s.putBlock.run(stored, loc.log, loc.offset, loc.length);
+      else if (kind === 'tag') this.s.putTag.run(name, loc.log, loc.offset, loc.length);
+      else this.s.putConfig.run(name, op.value ?? '', loc.log, loc.offset, loc.length);
+      addLive(loc.log, loc.length);
     }
-    if (current !== undefined && current.log === loc.log && current.offset === loc.offset) return;
-    if (current !== undefined) {
-      if (kind !== 'config') this.s.deadAdd.run(kind, name, current.log);
-      this.s.logLive.run(current.log, -current.length);
-    }
-    if (tomb !== undefined) {
-      this.s.tombDel.run(kind, name);
-      this.s.logLive.run(tomb.log, -tomb.length);
-    }
-    if (kind === 'block') this.s.putBlock.run(stored, loc.log, loc.offset, loc.length);
-    else if (kind === 'tag') this.s.putTag.run(name, loc.log, loc.offset, loc.length);
-    else this.s.putConfig.run(name, op.value ?? '', loc.log, loc.offset, loc.length);
-    this.s.logLive.run(loc.log, loc.length);
+    for (const [log, end] of grown) this.s.logGrow.run(log, end);
+    for (const [log, bytes] of live) this.s.logLive.run(log, bytes);
   }
 
   /** Forgets everything derived from the logs (reindex starts from here). Locks stay. */

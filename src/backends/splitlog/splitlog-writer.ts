@@ -258,7 +258,7 @@ export class SplitlogWriter {
     }
     const { meta } = this.host;
     meta.immediate(() => {
-      for (const op of ops) meta.apply(op);
+      meta.applyAll(ops);
       if (ops.length > 0) meta.setPosition(end);
       renewWriter(meta, this.me);
     });
