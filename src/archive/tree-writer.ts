@@ -115,12 +115,6 @@ export class TreeWriter {
   private readonly names = new OwnerNames();
   private readonly hardLinks = new Map<string, HardLinkTarget>();
   private readonly reading = new Semaphore(6);
-  /**
-   * Small files read by a block worker, at once: with six, the worker idled a
-   * third of the time between the main thread's turns (bench/NOTES.md,
-   * "Fourteenth pass"). Each holds only its place in a shared window there.
-   */
-  private readonly readingSmall = new Semaphore(64);
   /** Of those, files bigger than BIG_FILE (the peak memory of a snapshot is their windows: bench/NOTES.md, "Fourth pass"). */
   private readonly readingBig = new Semaphore(2);
   /** Big files a block worker is reading now: while there is one, small files are read on this thread (readSmallHere). */
@@ -494,8 +488,7 @@ export class TreeWriter {
     }
     // A big file holds a window of the worker while it is read (and its chunks pin more): at most a few at once.
     const releaseBig = st.size > BIG_FILE ? await this.readingBig.acquire() : null;
-    // Small files for a worker (none is reading a big file, else they are read here) have a limit of their own.
-    const release = await (releaseBig === null && writer.fileReader !== null && this.bigInWorker === 0 ? this.readingSmall : this.reading).acquire();
+    const release = await this.reading.acquire();
     try {
       this.progress.current = relText;
       const reader = writer.fileReader;
