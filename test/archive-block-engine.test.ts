@@ -18,12 +18,14 @@ function expected(data: Buffer): Array<{ key: string; plaintext: Buffer }> {
   return [...chunker.push(data), ...chunker.end()].map((c) => ({ key: blockKey(keys.blockHash, BlockType.data, c), plaintext: Buffer.from(c) }));
 }
 
+/** An engine of `workers` block workers that read files with the test's chunker. */
+function fileReadingEngine(workers: number) {
+  return makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers, chunker: { seed: keys.chunker, sizes } });
+}
+
 test('block workers read files (small ones packed into shared windows, one that grew past its lstat size and one that shrank, big ones in windows), one after the other and all at once, into the same chunks as the in-thread chunker, and every held chunk seals to its own bytes after all were read', async () => {
   const scratch = scratchDir();
-  const engine = makeEngine({
-    hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 2,
-    chunker: { seed: keys.chunker, sizes },
-  });
+  const engine = fileReadingEngine(2);
   const codec = new BlockCodec(keys.block, 'zstd', 3);
   try {
     // Twelve files of 900 KB fill more than one shared window; 2 MiB and 9 MiB go through windows; one is given a size hint far too small.
@@ -71,10 +73,7 @@ test('block workers read files (small ones packed into shared windows, one that 
 
 test('a small file read by a block worker comes back sealed: its block seals (and drops) without the worker, even once the engine is closed', async () => {
   const scratch = scratchDir();
-  const engine = makeEngine({
-    hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1,
-    chunker: { seed: keys.chunker, sizes },
-  });
+  const engine = fileReadingEngine(1);
   const codec = new BlockCodec(keys.block, 'zstd', 3);
   try {
     const data = patternBytes(20_000, 7);
@@ -101,7 +100,7 @@ function threads(): number {
 }
 
 test('a worker thread is started only when a block needs one: small blocks are named and sealed in this thread', async () => {
-  const engine = makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1, chunker: { seed: keys.chunker, sizes } });
+  const engine = fileReadingEngine(1);
   const codec = new BlockCodec(keys.block, 'zstd', 3);
   try {
     const before = threads();
@@ -121,7 +120,7 @@ test('a worker thread is started only when a block needs one: small blocks are n
 });
 
 test('a block worker that dies (terminated by the test: a crash cannot be caused for real) fails what it held and everything asked later: nothing waits for ever', async () => {
-  const engine = makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers: 1, chunker: { seed: keys.chunker, sizes } });
+  const engine = fileReadingEngine(1);
   try {
     const held = await engine.hash(BlockType.data, patternBytes(200_000, 5));
     const worker = (engine as unknown as { workers: Array<Worker | null> }).workers[0];
