@@ -17,7 +17,8 @@ export class PendingEngine implements BlockEngine {
     ready.then((engine) => {
       this.engine = engine;
     }, () => undefined);
-    this.readFile = readsFiles ? (path, size) => this.readFileWhenReady(path, size) : null;
+    // Once the engine is there, its own reader: no generator wrapped around another for every file.
+    this.readFile = readsFiles ? (path, size) => this.engine?.readFile?.(path, size) ?? this.readFileWhenReady(path, size) : null;
   }
 
   async hash(type: BlockType, plaintext: Uint8Array): Promise<HeldBlock> {
