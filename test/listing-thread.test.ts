@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
@@ -300,4 +301,46 @@ test('files the listing thread read ahead are not handed to the main thread\'s r
   const withIt = await run(true);
   assert.equal(withIt.readsAhead, nativePrefetch !== null);
   assert.equal(withIt.toReadAhead, nativePrefetch !== null ? 0 : smallFiles);
+});
+
+/**
+ * A directory its reader may read but not search (mode 0600 for its owner):
+ * readdir gives the names, and every lstat (or fstatat) fails with EACCES.
+ * Made for real, in a child process that owns the directory and is not root
+ * (as root, permissions would not apply: the child then runs as nobody).
+ */
+test('names that cannot be stat\'ed (a directory readable but not searchable) come with lstat\'s own error, natively and with Node\'s calls alike', { timeout: 60_000 }, () => {
+  // A directory of its own that the child may pass through (the scratch directory is 0700).
+  const root = mkdtempSync(path.join(tmpdir(), 'cairn-unsearchable-'));
+  chmodSync(root, 0o711);
+  const dir = path.join(root, 'locked');
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['one', 'two']) writeFileSync(path.join(dir, name), name);
+  const asRoot = process.getuid?.() === 0;
+  const nobody = 65534;
+  if (asRoot) for (const p of [root, dir, path.join(dir, 'one'), path.join(dir, 'two')]) chownSync(p, nobody, nobody);
+  chmodSync(dir, 0o600);
+  const child = path.join(root, 'list-unsearchable.mjs');
+  const listingThread = new URL('../src/archive/listing-thread.js', import.meta.url).href;
+  writeFileSync(child, `
+    import { lstatSync } from 'node:fs';
+    const { ListingThread } = await import(${JSON.stringify(listingThread)});
+    const [root, dir] = process.argv.slice(2);
+    const thread = new ListingThread([root]);
+    await thread.take(Buffer.from(root));
+    const listing = await thread.take(Buffer.from(dir));
+    thread.close();
+    const own = (name) => { try { lstatSync(dir + '/' + name); return 'ok'; } catch (err) { return err.code; } };
+    console.log(JSON.stringify(listing.names.map((n, i) => [n.toString(), listing.stats[i] instanceof Error ? listing.stats[i].code : 'ok', own(n.toString())])));
+  `);
+  chmodSync(child, 0o644);
+  try {
+    for (const env of [{}, { CAIRN_NO_NATIVE_LIST: '1' }]) {
+      const out = execFileSync(process.execPath, [child, root, dir], { encoding: 'utf8', env: { ...process.env, ...env }, ...(asRoot ? { uid: nobody, gid: nobody } : {}) });
+      assert.deepEqual(JSON.parse(out), [['one', 'EACCES', 'EACCES'], ['two', 'EACCES', 'EACCES']], JSON.stringify(env));
+    }
+  } finally {
+    chmodSync(dir, 0o700);
+    rmSync(root, { recursive: true, force: true });
+  }
 });
