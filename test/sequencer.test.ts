@@ -10,37 +10,25 @@ import { Sequencer } from '../src/backends/sequencer.js';
 
 const later = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Issues an operation on `resources` that notes `label` in `done` when it runs (after `ms`, if given). */
+function note(seq: Sequencer, done: string[], resources: string[] | 'all', label: string, ms = 0): Promise<void> {
+  return seq.run(resources, async () => {
+    if (ms > 0) await later(ms);
+    done.push(label);
+  });
+}
+
 test('operations on one resource run in the order issued; unrelated ones overlap', async () => {
   const seq = new Sequencer();
   const done: string[] = [];
-  const first = seq.run(['a'], async () => {
-    await later(30);
-    done.push('a1');
-  });
-  const second = seq.run(['a'], async () => {
-    done.push('a2');
-  });
-  const other = seq.run(['b'], async () => {
-    done.push('b');
-  });
-  await Promise.all([first, second, other]);
+  await Promise.all([note(seq, done, ['a'], 'a1', 30), note(seq, done, ['a'], 'a2'), note(seq, done, ['b'], 'b')]);
   assert.deepEqual(done, ['b', 'a1', 'a2']);
 });
 
 test('a whole-archive operation runs after every earlier one and before every later one', async () => {
   const seq = new Sequencer();
   const done: string[] = [];
-  const slow = seq.run(['a'], async () => {
-    await later(30);
-    done.push('a');
-  });
-  const barrier = seq.run('all', async () => {
-    done.push('all');
-  });
-  const after = seq.run(['b'], async () => {
-    done.push('b');
-  });
-  await Promise.all([slow, barrier, after]);
+  await Promise.all([note(seq, done, ['a'], 'a', 30), note(seq, done, 'all', 'all'), note(seq, done, ['b'], 'b')]);
   assert.deepEqual(done, ['a', 'all', 'b']);
 });
 
