@@ -71,29 +71,6 @@ test('block workers read files (small ones packed into shared windows, one that 
   }
 });
 
-test('a small file read by a block worker comes back sealed: its block seals (and drops) without the worker, even once the engine is closed', async () => {
-  const scratch = scratchDir();
-  const engine = fileReadingEngine(1);
-  const codec = new BlockCodec(keys.block, 'zstd', 3);
-  try {
-    const data = patternBytes(20_000, 7);
-    const file = path.join(scratch.dir, 'small');
-    writeFileSync(file, data);
-    const reader = engine.readFile;
-    assert.ok(reader !== null);
-    const blocks: HeldBlock[] = [];
-    for await (const window of reader(Buffer.from(file), data.length)) blocks.push(...window.blocks);
-    assert.deepEqual(blocks.map((b) => b.key), expected(data).map((e) => e.key));
-    await engine.close();
-    const block = blocks[0] as HeldBlock;
-    engine.drop(block);
-    assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(data));
-  } finally {
-    await engine.close();
-    scratch.remove();
-  }
-});
-
 /** This process's threads (Linux). */
 function threads(): number {
   return readdirSync('/proc/self/task').length;

@@ -100,8 +100,6 @@ export class InlineEngine implements BlockEngine {
 interface WorkerHeld extends HeldBlock {
   id: number;
   worker: number;
-  /** Set when the worker sealed the block as it named it (a small file's: block-worker.ts); it then holds nothing. */
-  sealed?: Uint8Array;
 }
 
 /**
@@ -113,7 +111,7 @@ const INLINE_BELOW = 64 * 1024;
 
 type Reply = {
   id: number; key?: string; sealed?: Uint8Array; error?: string; recycle?: Uint8Array;
-  chunks?: Array<[id: number, key: string, size: number] | [id: number, key: string, size: number, sealed: Uint8Array]>; bytes?: number; done?: boolean;
+  chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean;
 };
 
 const SMALLEST_CLASS = 64 * 1024;
@@ -222,7 +220,6 @@ class WorkerEngine implements BlockEngine {
   async seal(block: HeldBlock): Promise<Uint8Array> {
     if (this.inlineHeld.has(block)) return this.inline.seal(block);
     const held = block as WorkerHeld;
-    if (held.sealed !== undefined) return held.sealed;
     try {
       // Held ids are the worker's own (unique per worker); the request gets an id of its own.
       const id = this.nextId;
@@ -237,7 +234,6 @@ class WorkerEngine implements BlockEngine {
   drop(block: HeldBlock): void {
     if (this.inlineHeld.has(block) || this.closed) return;
     const held = block as WorkerHeld;
-    if (held.sealed !== undefined) return;
     this.load[held.worker] = (this.load[held.worker] as number) - held.size;
     this.worker(held.worker).postMessage({ op: 'drop', id: 0, held: held.id });
   }
@@ -267,8 +263,8 @@ class WorkerEngine implements BlockEngine {
         const reply = await this.ask(worker, { op, id, fileId, path: name, size });
         op = 'file-next';
         done = reply.done === true;
-        const blocks = (reply.chunks ?? []).map(([heldId, key, size, sealed]): WorkerHeld => (sealed === undefined ? { id: heldId, key, size, worker } : { id: heldId, key, size, worker, sealed }));
-        for (const b of blocks) if (b.sealed === undefined) this.load[worker] = (this.load[worker] as number) + b.size;
+        const blocks = (reply.chunks ?? []).map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));
+        for (const b of blocks) this.load[worker] = (this.load[worker] as number) + b.size;
         yield { blocks, bytes: reply.bytes ?? 0 };
       }
     } finally {

@@ -21,13 +21,6 @@ const codec = new BlockCodec(Buffer.from(data.encryptionKey), data.compression, 
 const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Array; own: boolean; window?: Buffer }>();
 const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunkerSeed)) : null;
 const READ_SIZE = 4 * 1024 * 1024;
-/**
- * Blocks of small files up to this size are sealed as soon as they are
- * named: nearly all are new to the archive, and the round trip to ask for
- * the seal cost the main thread more than sealing one that turns out to be
- * there already costs this one.
- */
-const PRESEAL_MAX = 64 * 1024;
 const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
 const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean; position: number }>();
@@ -181,18 +174,10 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
   // The last window of a big file, mostly empty, is not kept alive by its
   // chunks: they are copied out and the window goes back to the pool at once.
   const copyOut = !shared && filled < WINDOW / 4;
-  const chunks: Array<[number, string, number] | [number, string, number, Uint8Array]> = [];
-  const sealed: ArrayBuffer[] = [];
+  const chunks: Array<[number, string, number]> = [];
   for (const part of split.chunks) {
     const chunk = copyOut ? Buffer.from(part) : part;
     const key = blockKey(hashKey, DATA, chunk);
-    if (shared && chunk.length <= PRESEAL_MAX) {
-      // A small file's block is sealed now, in the reply: no second round trip to seal it (block-engine.ts).
-      const out = ownBuffer(codec.seal(key, DATA, chunk));
-      sealed.push(out.buffer as ArrayBuffer);
-      chunks.push([0, key, chunk.length, out]);
-      continue;
-    }
     const heldId = nextHeld;
     nextHeld -= 1;
     if (copyOut) {
@@ -204,12 +189,7 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
     chunks.push([heldId, key, chunk.length]);
   }
   if (final) closeFile(fileId);
-  parentPort?.postMessage({ id, chunks, bytes, done: final }, sealed);
-}
-
-/** `sealed` as a buffer of its own (as sealBlock makes them), to be transferred whole. */
-function ownBuffer(sealed: Buffer): Uint8Array {
-  return sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength ? sealed : new Uint8Array(sealed);
+  parentPort?.postMessage({ id, chunks, bytes, done: final });
 }
 
 /** Opens a file and reads its first window (or its place in the shared window). */
@@ -251,8 +231,10 @@ parentPort?.on('message', (msg: Message) => {
       const block = held.get(msg.held);
       held.delete(msg.held);
       if (block === undefined) throw new Error(`no block ${msg.held} held`);
-      const out = ownBuffer(codec.seal(block.key, block.type, block.plaintext));
+      const sealed = codec.seal(block.key, block.type, block.plaintext);
       releaseWindow(block.window);
+      const own = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
+      const out = own ? sealed : new Uint8Array(sealed);
       // A plaintext with a buffer of its own goes back too, to be used again (block-engine.ts).
       if (block.own) parentPort?.postMessage({ id: msg.id, sealed: out, recycle: block.plaintext }, [out.buffer as ArrayBuffer, block.plaintext.buffer as ArrayBuffer]);
       else parentPort?.postMessage({ id: msg.id, sealed: out }, [out.buffer as ArrayBuffer]);
