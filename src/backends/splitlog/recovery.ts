@@ -31,6 +31,24 @@ function cut(file: string, size: number): void {
   }
 }
 
+/** Records applied in batches (Metadata.applyAll), in the order they were scanned: `add` each, then `flush`. */
+const APPLY_BATCH = 4096;
+
+function batchedApply(meta: Metadata): { add(op: IndexOp): void; flush(): void } {
+  let ops: IndexOp[] = [];
+  const flush = (): void => {
+    if (ops.length > 0) meta.applyAll(ops);
+    ops = [];
+  };
+  return {
+    add(op) {
+      ops.push(op);
+      if (ops.length >= APPLY_BATCH) flush();
+    },
+    flush,
+  };
+}
+
 function sizeOf(file: string): number | null {
   try {
     return statSync(file).size;
@@ -69,10 +87,12 @@ export function recoverTail(meta: Metadata, dir: string, warn: (text: string) =>
         continue;
       }
       appendAfter = false;
+      const batch = batchedApply(meta);
       const result = scanLog(file, log, from, 'tail', (record) => {
-        meta.apply(toOp(record));
+        batch.add(toOp(record));
         indexed += 1;
       });
+      batch.flush();
       const tail = result.bad[0];
       if (tail !== undefined) {
         cut(file, result.end);
@@ -108,10 +128,12 @@ export function reindex(meta: Metadata, dir: string, warn: (text: string) => voi
     let position: Position = { log: logs[0] ?? 1, offset: 0 };
     for (const log of logs) {
       const file = logPath(dir, log);
+      const batch = batchedApply(meta);
       const scan = scanLog(file, log, 0, 'resync', (record) => {
-        meta.apply(toOp(record));
+        batch.add(toOp(record));
         result.records += 1;
       });
+      batch.flush();
       result.bytes += scan.size;
       let end = scan.end;
       for (const stretch of scan.bad) {
