@@ -71,6 +71,57 @@ test('block workers read files (small ones packed into shared windows, one that 
   }
 });
 
+test('a block worker reads a batch of small files in one round trip: the same chunks as the in-thread chunker, a missing file as its error, one that grew past its lstat size as grew, one that shrank as what it holds; two batches at once share the windows, and every chunk seals to its own bytes', async () => {
+  const scratch = scratchDir();
+  const engine = fileReadingEngine(1);
+  const codec = new BlockCodec(keys.block, 'zstd', 3);
+  try {
+    const readSmall = engine.readSmallFiles;
+    assert.ok(readSmall !== null);
+    const batch = (prefix: string, seed: number): Array<{ path: Buffer; size: number; data: Buffer | null }> => {
+      // Forty files of 200 KB overflow a 4 MiB shared window; one of 1 MiB (two chunks at most); an empty one.
+      const files: Array<{ path: Buffer; size: number; data: Buffer | null }> = [];
+      for (let i = 0; i < 40; i += 1) files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}${i}`)), size: 200_000 + i, data: patternBytes(200_000 + i, seed + i) });
+      files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}mib`)), size: 1024 * 1024, data: patternBytes(1024 * 1024, seed + 100) });
+      files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}empty`)), size: 0, data: Buffer.alloc(0) });
+      files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}missing`)), size: 10, data: null });
+      files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}grew`)), size: 1000, data: patternBytes(5000, seed + 101) });
+      files.push({ path: Buffer.from(path.join(scratch.dir, `${prefix}shrank`)), size: 60_000, data: patternBytes(7000, seed + 102) });
+      for (const f of files) if (f.data !== null) writeFileSync(f.path, f.data);
+      return files;
+    };
+    const first = batch('a-', 1);
+    const second = batch('b-', 500);
+    const [readsA, readsB] = await Promise.all([readSmall(first), readSmall(second)]);
+    const held: Array<{ block: HeldBlock; plaintext: Buffer }> = [];
+    for (const [files, reads] of [[first, readsA], [second, readsB]] as const) {
+      assert.equal(reads.length, files.length);
+      files.forEach((file, i) => {
+        const read = reads[i];
+        const name = file.path.toString();
+        if (file.data === null) {
+          assert.ok(read !== undefined && 'error' in read && /ENOENT/.test(read.error), `${name}: ${JSON.stringify(read)}`);
+        } else if (file.data.length > file.size) {
+          assert.deepEqual(read, { grew: true }, name);
+        } else {
+          assert.ok(read !== undefined && 'blocks' in read, name);
+          assert.equal(read.bytes, file.data.length, `${name}: bytes`);
+          const want = expected(file.data);
+          assert.deepEqual(read.blocks.map((b) => [b.key, b.size]), want.map((w) => [w.key, w.plaintext.length]), `${name}: chunks`);
+          read.blocks.forEach((block, j) => held.push({ block, plaintext: (want[j] as { plaintext: Buffer }).plaintext }));
+        }
+      });
+    }
+    // Sealed only now, in reverse: a window reused while its chunks were held would show here as wrong bytes.
+    for (const { block, plaintext } of held.reverse()) {
+      assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(plaintext), `block ${block.key}`);
+    }
+  } finally {
+    await engine.close();
+    scratch.remove();
+  }
+});
+
 /** This process's threads (Linux). */
 function threads(): number {
   return readdirSync('/proc/self/task').length;

@@ -5,6 +5,7 @@ import { BackendError } from '../backends/errors.js';
 import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { ChunkSizes } from './chunker.js';
 import type { BlockType } from './format.js';
+import type { SmallFileReply } from './block-worker.js';
 
 /**
  * The CPU work of storing blocks: naming (keyed hash) and sealing (compress
@@ -25,8 +26,23 @@ export interface BlockEngine {
    * null when this engine cannot. `size` (from lstat) lets a small file be read without a window.
    */
   readFile: ((path: Buffer, size?: number) => AsyncGenerator<FileWindow>) | null;
+  /**
+   * Reads, chunks and names a batch of small files (each at most
+   * SMALL_FILE_BYTES by lstat's `size`) off the main thread in one round
+   * trip, or null when this engine cannot. A file that holds more than its
+   * `size` comes back `grew` (read it with `readFile`).
+   */
+  readSmallFiles: ((files: SmallFile[]) => Promise<SmallFileRead[]>) | null;
   close(): Promise<void>;
 }
+
+export interface SmallFile {
+  path: Buffer;
+  size: number;
+}
+
+/** One file of `readSmallFiles`: its chunks, named and held, and the bytes read; or `grew`; or why it could not be read. */
+export type SmallFileRead = FileWindow | { grew: true } | { error: string };
 
 /** The data chunks of one window of a file, named and held, and the bytes read. */
 export interface FileWindow {
@@ -93,6 +109,7 @@ export class InlineEngine implements BlockEngine {
   drop(): void {}
 
   readonly readFile = null;
+  readonly readSmallFiles = null;
 
   async close(): Promise<void> {}
 }
@@ -112,6 +129,7 @@ const INLINE_BELOW = 64 * 1024;
 type Reply = {
   id: number; key?: string; sealed?: Uint8Array; error?: string; recycle?: Uint8Array;
   chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean;
+  files?: SmallFileReply[];
 };
 
 const SMALLEST_CLASS = 64 * 1024;
@@ -140,6 +158,7 @@ class WorkerEngine implements BlockEngine {
   constructor(private readonly options: EngineOptions, count: number) {
     this.inline = new InlineEngine(options);
     this.readFile = options.chunker === undefined ? null : (path, size) => this.readFileInWorker(path, size);
+    this.readSmallFiles = options.chunker === undefined ? null : (files) => this.readSmallFilesInWorker(files);
     for (let i = 0; i < count; i += 1) {
       this.workers.push(null);
       this.load.push(0);
@@ -270,6 +289,32 @@ class WorkerEngine implements BlockEngine {
     } finally {
       this.files[worker] = (this.files[worker] as number) - 1;
       if (!done) this.worker(worker).postMessage({ op: 'file-close', id: 0, fileId });
+    }
+  }
+
+  readonly readSmallFiles: ((files: SmallFile[]) => Promise<SmallFileRead[]>) | null;
+
+  /** See BlockEngine.readSmallFiles: the batch goes to one worker, which keeps the chunks until sealed or dropped. */
+  private async readSmallFilesInWorker(files: SmallFile[]): Promise<SmallFileRead[]> {
+    let worker = 0;
+    for (let i = 1; i < this.workers.length; i += 1) {
+      const more = (this.files[i] as number) - (this.files[worker] as number);
+      if (more < 0 || (more === 0 && (this.load[i] as number) < (this.load[worker] as number))) worker = i;
+    }
+    this.files[worker] = (this.files[worker] as number) + files.length;
+    try {
+      const id = this.nextId;
+      this.nextId += 1;
+      // Paths as text, one character per byte (see readFileInWorker).
+      const reply = await this.ask(worker, { op: 'small-files', id, paths: files.map((f) => f.path.toString('latin1')), sizes: files.map((f) => f.size) });
+      return (reply.files ?? []).map((file): SmallFileRead => {
+        if (!('chunks' in file)) return file;
+        const blocks = file.chunks.map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));
+        for (const b of blocks) this.load[worker] = (this.load[worker] as number) + b.size;
+        return { blocks, bytes: file.bytes };
+      });
+    } finally {
+      this.files[worker] = (this.files[worker] as number) - files.length;
     }
   }
 

@@ -25,6 +25,8 @@ const DATA: BlockType = 1;
 /** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
 const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean; position: number }>();
 let nextHeld = -1;
+/** Cuts small files, each whole (`split` with `final` keeps no state between calls). */
+const smallChunker = gear !== null && data.chunkSizes !== undefined ? new Chunker(gear, data.chunkSizes) : null;
 
 /**
  * Window buffers are used again once nothing refers to them (the chunks cut
@@ -65,7 +67,8 @@ type Message =
   | { op: 'drop'; id: number; held: number }
   | { op: 'file-open'; id: number; fileId: number; path: string; size?: number }
   | { op: 'file-next'; id: number; fileId: number }
-  | { op: 'file-close'; id: number; fileId: number };
+  | { op: 'file-close'; id: number; fileId: number }
+  | { op: 'small-files'; id: number; paths: string[]; sizes: number[] };
 
 /**
  * Windows of big files are read asynchronously (libuv's thread pool): while
@@ -148,6 +151,67 @@ async function readSmall(id: number, fileId: number, size: number): Promise<void
   }
 }
 
+/** A small file of a batch: its bytes and chunks ([held id, key, size]), `grew` when it held more than its lstat size, or why it could not be read. */
+export type SmallFileReply = { bytes: number; chunks: Array<[number, string, number]> } | { grew: true } | { error: string };
+
+/**
+ * Reads a batch of small files, each whole into its place in the shared
+ * window (as readSmall), names their chunks and keeps them: one message and
+ * one reply for the batch, where one file each cost a round trip of its own
+ * and a file's state on both threads. Files in the page cache are read at
+ * once; those not cached yet are read in libuv's pool, all of the batch's at
+ * the same time, and the reply waits for the last.
+ */
+async function readSmallFiles(id: number, paths: string[], sizes: number[]): Promise<void> {
+  if (smallChunker === null) throw new Error('this worker was not given the chunker');
+  const replies: SmallFileReply[] = [];
+  const reading: Array<Promise<void>> = [];
+  for (let i = 0; i < paths.length; i += 1) {
+    const claim = (sizes[i] as number) + 1;
+    let fd: number;
+    try {
+      // The path's bytes, sent as latin1 text (block-engine.ts).
+      fd = openSync(Buffer.from(paths[i] as string, 'latin1'), 'r');
+    } catch (err) {
+      replies.push({ error: (err as Error).message });
+      continue;
+    }
+    if (packed === null || WINDOW - packedAt < claim) {
+      releaseWindow(packed);
+      packed = takeWindow();
+      packedAt = 0;
+    }
+    const window = packed;
+    const at = packedAt;
+    packedAt += claim;
+    // This read's own hold on the window, until its chunks hold it themselves.
+    refs.set(window, (refs.get(window) ?? 0) + 1);
+    const slot = replies.length;
+    replies.push({ grew: true });
+    const cut = (bytes: number): void => {
+      if (bytes === claim) return;
+      const chunks: Array<[number, string, number]> = [];
+      for (const chunk of smallChunker.split(window.subarray(at, at + bytes), true).chunks) {
+        const heldId = nextHeld;
+        nextHeld -= 1;
+        const key = blockKey(hashKey, DATA, chunk);
+        held.set(heldId, { key, type: DATA, plaintext: chunk, own: false, window });
+        refs.set(window, (refs.get(window) ?? 0) + 1);
+        chunks.push([heldId, key, chunk.length]);
+      }
+      replies[slot] = { bytes, chunks };
+    };
+    reading.push(readWithoutWaiting(fd, window, at, claim).then(cut, (err: Error) => {
+      replies[slot] = { error: err.message };
+    }).finally(() => {
+      closeSync(fd);
+      releaseWindow(window);
+    }));
+  }
+  await Promise.all(reading);
+  parentPort?.postMessage({ id, files: replies });
+}
+
 function closeFile(fileId: number): void {
   const file = files.get(fileId);
   if (file === undefined) return;
@@ -221,6 +285,8 @@ parentPort?.on('message', (msg: Message) => {
       openFile(msg).catch(failed(msg.id));
     } else if (msg.op === 'file-next') {
       readWindow(msg.id, msg.fileId).catch(failed(msg.id));
+    } else if (msg.op === 'small-files') {
+      readSmallFiles(msg.id, msg.paths, msg.sizes).catch(failed(msg.id));
     } else if (msg.op === 'file-close') {
       closeFile(msg.fileId);
     } else if (msg.op === 'hash') {

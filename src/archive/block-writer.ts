@@ -84,16 +84,31 @@ export class BlockWriter {
     return this.engine.readFile;
   }
 
+  /** The engine, for reading batches of small files in its workers (engine.readSmallFiles). */
+  get smallFileReader(): BlockEngine['readSmallFiles'] {
+    return this.engine.readSmallFiles;
+  }
+
   /** Takes blocks the engine has already named and holds (from engine.readFile); waits while too much is in flight. */
   async adopt(blocks: HeldBlock[]): Promise<string[]> {
+    const keys = this.adoptNow(blocks);
+    await this.room();
+    return keys;
+  }
+
+  /** `adopt` without the wait: the caller waits with `room` before it has more blocks named. */
+  adoptNow(blocks: HeldBlock[]): string[] {
     this.throwIfFailed();
     for (const held of blocks) this.inFlightBytes += held.size;
-    const keys = blocks.map((held) => this.accept(held));
+    return blocks.map((held) => this.accept(held));
+  }
+
+  /** Resolves once the bytes in flight are within bounds again (at once when they are). */
+  async room(): Promise<void> {
     while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
       this.throwIfFailed();
     }
-    return keys;
   }
 
   private accept(held: HeldBlock): string {

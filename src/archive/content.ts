@@ -19,6 +19,8 @@ const ENTRY_BYTES = 48;
  */
 export async function indexChunks(writer: BlockWriter, chunks: Array<{ key: string; size: number }>, maxPlaintext: number): Promise<ContentRef | null> {
   if (chunks.length === 0) return null;
+  // One chunk is its own reference (most files).
+  if (chunks.length === 1) return { level: 0, key: (chunks[0] as { key: string }).key };
   let level = 0;
   let entries: IndexEntry[] = chunks.map((c) => [Buffer.from(c.key, 'hex'), c.size]);
   const perBlock = Math.max(2, Math.floor((maxPlaintext - 64) / ENTRY_BYTES));

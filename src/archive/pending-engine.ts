@@ -1,4 +1,4 @@
-import type { BlockEngine, FileWindow, HeldBlock } from './block-engine.js';
+import type { BlockEngine, FileWindow, HeldBlock, SmallFile, SmallFileRead } from './block-engine.js';
 import type { BlockType } from './format.js';
 
 /**
@@ -12,6 +12,7 @@ import type { BlockType } from './format.js';
 export class PendingEngine implements BlockEngine {
   private engine: BlockEngine | null = null;
   readonly readFile: ((path: Buffer, size?: number) => AsyncGenerator<FileWindow>) | null;
+  readonly readSmallFiles: ((files: SmallFile[]) => Promise<SmallFileRead[]>) | null;
 
   constructor(private readonly ready: Promise<BlockEngine>, readonly copiesInput: boolean, readsFiles: boolean) {
     ready.then((engine) => {
@@ -19,6 +20,7 @@ export class PendingEngine implements BlockEngine {
     }, () => undefined);
     // Once the engine is there, its own reader: no generator wrapped around another for every file.
     this.readFile = readsFiles ? (path, size) => this.engine?.readFile?.(path, size) ?? this.readFileWhenReady(path, size) : null;
+    this.readSmallFiles = readsFiles ? (files) => this.readSmallFilesWhenReady(files) : null;
   }
 
   async hash(type: BlockType, plaintext: Uint8Array): Promise<HeldBlock> {
@@ -40,6 +42,12 @@ export class PendingEngine implements BlockEngine {
     const engine = this.engine ?? (await this.ready);
     if (engine.readFile === null) throw new Error('the block engine does not read files');
     yield* engine.readFile(path, size);
+  }
+
+  private async readSmallFilesWhenReady(files: SmallFile[]): Promise<SmallFileRead[]> {
+    const engine = this.engine ?? (await this.ready);
+    if (engine.readSmallFiles === null) throw new Error('the block engine does not read files');
+    return engine.readSmallFiles(files);
   }
 
   async close(): Promise<void> {

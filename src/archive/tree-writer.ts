@@ -19,6 +19,7 @@ import { ColdPrefetch } from './cold-prefetch.js';
 import { readWithoutWaiting } from './read-without-waiting.js';
 import { EventLoopSlices } from './event-loop-slices.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
+import { SmallFileBatches } from './small-file-batches.js';
 
 export interface TreeProgress {
   files: number;
@@ -133,11 +134,16 @@ export class TreeWriter {
   private readonly buffers: Buffer[] = [];
   /** Set by `abandon`: the walk lists no more directories. */
   private abandoned: BackendError | null = null;
+  /** Small files read by the block engine in batches (null when it reads none). */
+  private readonly batches: SmallFileBatches | null;
   /** The part of every directory memo's digest that the snapshot's settings make, or null for no memos (directory-memo.ts). */
   private readonly memoContext: Buffer | null;
 
   constructor(private readonly options: TreeWriterOptions) {
     this.excluded = new Set((options.excludeAbsolute ?? []).map((p) => path.resolve(p)));
+    const { writer } = options;
+    const readSmall = writer.smallFileReader;
+    this.batches = readSmall === null ? null : new SmallFileBatches(readSmall, () => writer.room());
     const include = options.include === undefined ? '' : options.includeFingerprint;
     this.memoContext = options.cache === undefined || include === undefined ? null
       // Hashed once: every directory's digest starts with it.
@@ -486,12 +492,21 @@ export class TreeWriter {
       this.progress.bytesCached += Number(st.size);
       return { ref: cached, size: Number(st.size) };
     }
+    const reader = writer.fileReader;
+    if (this.batches !== null && reader !== null && st.size <= BIG_FILE && !(writer.copiesInput && this.bigInWorker > 0 && st.size < BigInt(SMALL_HERE))) {
+      this.progress.current = relText;
+      try {
+        return await this.readBatched(this.batches, reader, abs, id, st);
+      } catch (err) {
+        if (err instanceof BackendError) throw err;
+        return this.skip(relText, (err as Error).message);
+      }
+    }
     // A big file holds a window of the worker while it is read (and its chunks pin more): at most a few at once.
     const releaseBig = st.size > BIG_FILE ? await this.readingBig.acquire() : null;
     const release = await this.reading.acquire();
     try {
       this.progress.current = relText;
-      const reader = writer.fileReader;
       if (reader !== null && writer.copiesInput && this.bigInWorker > 0 && st.size < BigInt(SMALL_HERE)) return await this.readSmallHere(reader, abs, id, st);
       if (reader !== null) {
         if (releaseBig === null) return await this.readInWorker(reader, abs, id, st);
@@ -579,6 +594,27 @@ export class TreeWriter {
       // The writer has copied the chunks by now (copiesInput): the buffer may serve the next file.
       if (this.smallBuffers.length < 8) this.smallBuffers.push(buffer);
     }
+  }
+
+  /**
+   * readFile for a small file: read, chunked and named by a block worker
+   * with a batch of others (small-file-batches.ts). One that grew past its
+   * lstat size since is read again on its own, in windows.
+   */
+  private async readBatched(batches: SmallFileBatches, reader: NonNullable<BlockWriter['fileReader']>, abs: Buffer, id: FileIdentity, st: WalkStat): Promise<{ ref: ContentRef | null; size: number }> {
+    const read = await batches.read(abs, Number(st.size));
+    if ('error' in read) throw new Error(read.error);
+    if ('grew' in read) {
+      const release = await this.reading.acquire();
+      try {
+        return await this.readInWorker(reader, abs, id, st);
+      } finally {
+        release();
+      }
+    }
+    this.progress.bytesRead += read.bytes;
+    const keys = this.options.writer.adoptNow(read.blocks);
+    return this.stored(abs, id, st, read.blocks.map((b, i) => ({ key: keys[i] as string, size: b.size })), read.bytes);
   }
 
   /** readFile, with reading, chunking and naming done by the block engine's workers. */
