@@ -112,10 +112,11 @@ test('a block worker reads a batch of small files in one round trip: the same ch
         }
       });
     }
-    // Sealed only now, in reverse: a window reused while its chunks were held would show here as wrong bytes.
-    for (const { block, plaintext } of held.reverse()) {
+    // Sealed only now, in reverse and all at once (several to a message): a window reused while its
+    // chunks were held, or seals handed back in the wrong order, would show here as wrong bytes.
+    await Promise.all(held.reverse().map(async ({ block, plaintext }) => {
       assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(plaintext), `block ${block.key}`);
-    }
+    }));
   } finally {
     await engine.close();
     scratch.remove();

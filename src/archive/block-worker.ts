@@ -8,8 +8,8 @@ import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
  * A worker thread of block-engine.ts: `hash` names a block and keeps it;
- * `seal` compresses and encrypts a kept block and sends it back
- * (transferred); `drop` forgets it.
+ * `seal` compresses and encrypts kept blocks and sends them back
+ * (transferred), several in one reply; `drop` forgets one.
  */
 const data = workerData as {
   hashKey: Uint8Array; encryptionKey: Uint8Array; compression: Compression; level: number;
@@ -63,7 +63,7 @@ function releaseWindow(buffer: Buffer | null | undefined): void {
 
 type Message =
   | { op: 'hash'; id: number; type: BlockType; plaintext: Uint8Array }
-  | { op: 'seal'; id: number; held: number }
+  | { op: 'seal'; id: number; held: number[] }
   | { op: 'drop'; id: number; held: number }
   | { op: 'file-open'; id: number; fileId: number; path: string; size?: number }
   | { op: 'file-next'; id: number; fileId: number }
@@ -294,21 +294,31 @@ parentPort?.on('message', (msg: Message) => {
       held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext, own: true });
       parentPort?.postMessage({ id: msg.id, key });
     } else if (msg.op === 'seal') {
-      const block = held.get(msg.held);
-      held.delete(msg.held);
-      if (block === undefined) throw new Error(`no block ${msg.held} held`);
-      const sealed = codec.seal(block.key, block.type, block.plaintext);
-      releaseWindow(block.window);
-      const own = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength;
-      const out = own ? sealed : new Uint8Array(sealed);
-      // A plaintext with a buffer of its own goes back too, to be used again (block-engine.ts).
-      if (block.own) parentPort?.postMessage({ id: msg.id, sealed: out, recycle: block.plaintext }, [out.buffer as ArrayBuffer, block.plaintext.buffer as ArrayBuffer]);
-      else parentPort?.postMessage({ id: msg.id, sealed: out }, [out.buffer as ArrayBuffer]);
+      const sealed: Uint8Array[] = [];
+      const recycle: Uint8Array[] = [];
+      const transfer: ArrayBuffer[] = [];
+      for (const heldId of msg.held) {
+        const block = held.get(heldId);
+        held.delete(heldId);
+        if (block === undefined) throw new Error(`no block ${heldId} held`);
+        const out = codec.seal(block.key, block.type, block.plaintext);
+        releaseWindow(block.window);
+        const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+        const moved = own ? out : new Uint8Array(out);
+        sealed.push(moved);
+        transfer.push(moved.buffer as ArrayBuffer);
+        // A plaintext with a buffer of its own goes back too, to be used again (block-engine.ts).
+        if (block.own) {
+          recycle.push(block.plaintext);
+          transfer.push(block.plaintext.buffer as ArrayBuffer);
+        }
+      }
+      parentPort?.postMessage({ id: msg.id, sealed, recycle }, transfer);
     } else {
       const block = held.get(msg.held);
       held.delete(msg.held);
       releaseWindow(block?.window);
-      if (block?.own === true) parentPort?.postMessage({ id: 0, recycle: block.plaintext }, [block.plaintext.buffer as ArrayBuffer]);
+      if (block?.own === true) parentPort?.postMessage({ id: 0, recycle: [block.plaintext] }, [block.plaintext.buffer as ArrayBuffer]);
     }
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message });
