@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -117,6 +117,35 @@ test('a block worker reads a batch of small files in one round trip: the same ch
     await Promise.all(held.reverse().map(async ({ block, plaintext }) => {
       assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(plaintext), `block ${block.key}`);
     }));
+  } finally {
+    await engine.close();
+    scratch.remove();
+  }
+});
+
+function residentMiB(): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) / 1024;
+}
+
+test('a block worker gives back the pages of the spare windows nobody took for a while: after three big files read at once, the resident size drops', { skip: process.platform !== 'linux' }, async () => {
+  const scratch = scratchDir();
+  const engine = fileReadingEngine(1);
+  try {
+    const reader = engine.readFile;
+    assert.ok(reader !== null);
+    const files = [0, 1, 2].map((i) => {
+      const file = path.join(scratch.dir, `big${i}`);
+      writeFileSync(file, patternBytes(24 * 1024 * 1024, 70 + i));
+      return file;
+    });
+    await Promise.all(files.map(async (file) => {
+      for await (const window of reader(Buffer.from(file), 24 * 1024 * 1024)) for (const block of window.blocks) engine.drop(block);
+    }));
+    // Windows of 8 MiB (4 MiB read, 4 MiB for the largest chunk): three files at once left several spare.
+    const before = residentMiB();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const after = residentMiB();
+    assert.ok(before - after >= 16, `resident ${before.toFixed(0)} MiB before, ${after.toFixed(0)} MiB after: expected at least two windows (16 MiB) less`);
   } finally {
     await engine.close();
     scratch.remove();

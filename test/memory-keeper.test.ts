@@ -37,6 +37,23 @@ test('cairn-malloc-trim is built and gives memory freed inside glibc arenas back
   assert.ok(before - after >= 16 * 1024, `resident ${before} KiB before the trim, ${after} KiB after: expected at least 16 MiB less`);
 });
 
+test('cairn-malloc-trim discards the whole pages of a buffer kept for later: the resident size drops by them, the buffer reads zeros and takes writes again', { skip: process.platform !== 'linux' }, () => {
+  const { discard } = createRequire(import.meta.url)('cairn-malloc-trim') as { discard: (buffer: Uint8Array) => number };
+  const buffer = Buffer.allocUnsafeSlow(32 * 1024 * 1024);
+  buffer.fill(7);
+  const before = residentKiB();
+  const given = discard(buffer);
+  const after = residentKiB();
+  assert.ok(given >= 32 * 1024 * 1024 - 8192 && given <= 32 * 1024 * 1024, `${given} bytes given back`);
+  assert.ok(before - after >= 24 * 1024, `resident ${before} KiB before, ${after} KiB after: expected at least 24 MiB less`);
+  assert.equal(buffer[buffer.length >> 1], 0);
+  buffer.fill(9);
+  assert.equal(buffer[buffer.length >> 1], 9);
+  // Only whole pages inside it; nothing for what is not a byte array.
+  assert.equal(discard(Buffer.alloc(100)), 0);
+  assert.equal(discard('not a buffer' as unknown as Uint8Array), 0);
+});
+
 /**
  * Runs a child that leaves holes in glibc's arenas (mid-sized buffers, every
  * other one freed and collected), starts the keeper (never stopped), and

@@ -5,6 +5,7 @@ import { BlockCodec, blockKey, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
 import { readInPool, readWithoutWaiting } from './read-without-waiting.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
+import { optionalNativeFunction } from '../optional-native.js';
 
 /**
  * A worker thread of block-engine.ts: `hash` names a block and keeps it;
@@ -46,8 +47,35 @@ const refs = new Map<Buffer, number>();
 
 function takeWindow(): Buffer {
   const buffer = pool.pop() ?? Buffer.allocUnsafeSlow(WINDOW);
+  poolLow = Math.min(poolLow, pool.length);
+  discarded.delete(buffer);
   refs.set(buffer, 1);
   return buffer;
+}
+
+/**
+ * Spare windows nobody took for a while give their pages back
+ * (native/malloc-trim's discard: madvise, the buffer stays valid): once the
+ * big files are read, four spare windows of 8 MiB sat resident while small
+ * files filled one, and were a snapshot's peak memory at its end
+ * (bench/NOTES.md, "Fifteenth pass"). Taken again, a window costs its page
+ * faults, not an allocation. `poolLow` is the fewest spares since the last
+ * look: the pool is a stack, so those at its bottom were not taken meanwhile.
+ */
+const discard = optionalNativeFunction<(buffer: Uint8Array) => number>('cairn-malloc-trim', 'discard');
+const DISCARD_AFTER_MS = 250;
+const discarded = new Set<Buffer>();
+let poolLow = 0;
+if (discard !== null) {
+  setInterval(() => {
+    for (let i = 0; i < Math.min(poolLow, pool.length); i += 1) {
+      const spare = pool[i] as Buffer;
+      if (discarded.has(spare)) continue;
+      discard(spare);
+      discarded.add(spare);
+    }
+    poolLow = pool.length;
+  }, DISCARD_AFTER_MS).unref();
 }
 
 function releaseWindow(buffer: Buffer | null | undefined): void {
