@@ -13,8 +13,15 @@ export interface WriteStats {
 }
 
 const BATCH_BLOCKS = 256;
-const BATCH_BYTES = 16 * 1024 * 1024;
-const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+/**
+ * A batch goes at 256 blocks or 8 MiB, and at most 16 MiB of plaintext is
+ * held between naming and storing (more than a batch: a full batch must be
+ * able to go). A big file's held chunks keep the block worker's windows
+ * alive: with 16 and 32 MiB, the full tree's first snapshot peaked 5-10 MiB
+ * higher, at the same speed (bench/NOTES.md, "Fifteenth pass").
+ */
+const BATCH_BYTES = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 /**
  * Stores blocks with deduplication and without one round trip per block
