@@ -5,10 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, linkSync, mkdirSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
+import { makeEngine, type BlockEngine } from '../src/archive/block-engine.js';
+import { BlockWriter } from '../src/archive/block-writer.js';
+import { chunkSizes, gearTable } from '../src/archive/chunker.js';
+import { TreeWriter } from '../src/archive/tree-writer.js';
 import { Extractor } from '../src/archive/extract.js';
 import { snapshotTree, startSnapshot } from '../src/archive/snapshot.js';
 import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
@@ -120,6 +124,67 @@ test('while the block worker reads a big file, small files are read on the main 
     await new Extractor(archive).extract(await resolveEntry(archive, result.record, [], 't'), dest);
     assertSameTree(walkTree(dest), walkTree(src));
   } finally {
+    await archive.close();
+  }
+});
+
+test('small files read in a batch: one that grew after the walk saw it is read again whole, one that vanished is skipped with its error, and the rest round-trip (the test changes the files as their batch goes to the worker)', { timeout: 120_000 }, async () => {
+  const src = path.join(scratch.dir, 'batched');
+  mkdirSync(src, { recursive: true });
+  for (let i = 0; i < 100; i += 1) writeFileSync(path.join(src, `f${i}`), `small file ${i}\n`.repeat(1 + i));
+  writeFileSync(path.join(src, 'grows'), 'before\n');
+  utimesSync(path.join(src, 'grows'), 1_700_000_000, 1_700_000_000);
+  writeFileSync(path.join(src, 'vanishes'), 'here at lstat\n');
+  const archive = await Archive.initialise(new OrderedBackend(new MemoryBackend(new MemoryStore(4 * 1024 * 1024))), async () => 'p', { kdf: { N: 1024, r: 8, p: 1 } });
+  const real = makeEngine({
+    hashKey: archive.keys.blockHash, encryptionKey: archive.keys.block, compression: 'zstd', level: 3, workers: 1,
+    chunker: { seed: archive.keys.chunker, sizes: chunkSizes(archive.maxPlaintext) },
+  });
+  const readSmall = real.readSmallFiles;
+  assert.ok(readSmall !== null);
+  let batches = 0;
+  // The real engine, with the files changed on disk between the walk's lstat and the worker's read.
+  const engine: BlockEngine = {
+    copiesInput: real.copiesInput,
+    hash: (type, plaintext) => real.hash(type, plaintext),
+    seal: (block) => real.seal(block),
+    drop: (block) => real.drop(block),
+    readFile: real.readFile,
+    readSmallFiles: (files) => {
+      batches += 1;
+      for (const file of files) {
+        const name = path.basename(file.path.toString());
+        if (name === 'grows') {
+          appendFileSync(file.path, 'grown past its lstat size\n'.repeat(1000));
+          // Its times as the walk saw them, so that the trees compare equal after the restore.
+          utimesSync(file.path, 1_700_000_000, 1_700_000_000);
+        }
+        if (name === 'vanishes') unlinkSync(file.path);
+      }
+      return readSmall(files);
+    },
+    close: () => real.close(),
+  };
+  const skipped: Array<[string, string]> = [];
+  // Whole seconds, so that they can be put back exactly after the unlink below changes them.
+  utimesSync(src, 1_700_000_000, 1_700_000_000);
+  try {
+    const writer = new BlockWriter(archive.backend, engine);
+    const tree = new TreeWriter({ writer, gear: gearTable(archive.keys.chunker), sizes: chunkSizes(archive.maxPlaintext), maxPlaintext: archive.maxPlaintext, onSkip: (p, reason) => skipped.push([p, reason]) });
+    const { rootEntry } = await tree.snapshotPaths([src]);
+    await writer.flush();
+    assert.ok(rootEntry !== undefined);
+    assert.ok(batches >= 1 && batches <= 8, `${batches} batches for 102 files`);
+    assert.deepEqual(skipped.map(([p]) => p), ['/vanishes']);
+    assert.match((skipped[0] as [string, string])[1], /ENOENT/);
+    const dest = path.join(scratch.dir, 'batched-out');
+    await new Extractor(archive).extract(rootEntry, dest);
+    // The unlink changed the directory's times after the walk's lstat: put back what the snapshot saw.
+    utimesSync(src, 1_700_000_000, 1_700_000_000);
+    assertSameTree(walkTree(dest), walkTree(src));
+    assert.equal(readFileSync(path.join(dest, 'grows'), 'utf8'), `before\n${'grown past its lstat size\n'.repeat(1000)}`);
+  } finally {
+    await engine.close();
     await archive.close();
   }
 });
