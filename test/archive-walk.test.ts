@@ -1,5 +1,5 @@
 /**
- * The snapshot walk runs ahead of the file reading (at most 1024 leaves) and
+ * The snapshot walk runs ahead of the file reading (at most 256 leaves) and
  * extract writes files alongside its walk: trees wider and deeper than those
  * limits still round-trip, and the same tree always gives the same root.
  */
@@ -29,7 +29,7 @@ after(() => scratch.remove());
 
 test('a tree 1100 directories deep and 1500 files wide, with hard links across directories, round-trips and snapshots to the same root twice', { timeout: 120_000 }, async () => {
   const src = path.join(scratch.dir, 'src');
-  // Deeper than the 1024 leaves the walk may run ahead: a limit that counted directories would wait on itself here.
+  // Deeper than the 256 leaves the walk may run ahead: a limit that counted directories would wait on itself here.
   let deep = path.join(src, 'deep');
   for (let i = 0; i < 1100; i += 1) deep = path.join(deep, 'd');
   mkdirSync(deep, { recursive: true });

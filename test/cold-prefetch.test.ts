@@ -52,12 +52,12 @@ test('a file that cannot be read is passed over', async () => {
   assert.equal(prefetch.read, 3);
 });
 
-test('a backlog longer than the walk runs ahead (1,024 files) is skipped from its oldest end', async () => {
+test('a backlog longer than the walk runs ahead (256 files) is skipped from its oldest end', async () => {
   const prefetch = new ColdPrefetch(0, null);
   for (let round = 0; round < 15; round += 1) for (const file of files) prefetch.add(file);
   await prefetch.idle();
-  // One slice of 2 ms reads some of the first files, then only the newest 1,024 remain.
-  assert.ok(prefetch.read >= 1024 && prefetch.read < 2000, `read ${prefetch.read} of 3,000 queued`);
+  // One slice of 2 ms reads some of the first files, then only the newest 256 remain.
+  assert.ok(prefetch.read >= 256 && prefetch.read < 2000, `read ${prefetch.read} of 3,000 queued`);
 });
 
 test('native/readahead: files just written are found cached and turn it off as fast reads do; what cannot be opened answers -1', { skip: process.platform !== 'linux' && 'native/readahead is built for Linux only' }, async () => {

@@ -23,8 +23,8 @@ export const nativeReadNowait = process.env.CAIRN_NO_READ_NOWAIT === '1' ? null 
 const PREFETCH_BYTES = 16 * 1024;
 /** A read slower than this waited on the disk. */
 const COLD_US = 150;
-/** The walk runs at most 1,024 leaves ahead of the reading (tree-writer.ts): older queued files are read already. */
-const MAX_BACKLOG = 1024;
+/** The walk runs at most 256 leaves ahead of the reading (tree-writer.ts): older queued files are read already. */
+const MAX_BACKLOG = 256;
 /** How long one slice of prefetching may hold this thread. */
 const SLICE_MS = 2;
 

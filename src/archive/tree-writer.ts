@@ -126,8 +126,15 @@ export class TreeWriter {
   private readonly prefetch = new ColdPrefetch();
   /** The walk's listings are synchronous: it lets the event loop turn every few ms. */
   private readonly slices = new EventLoopSlices();
-  /** Leaves walked whose contents are not stored yet: how far the walk may run ahead of the reading (memory). */
-  private readonly ahead = new Semaphore(1024);
+  /**
+   * Leaves walked whose contents are not stored yet: how far the walk may
+   * run ahead of the reading. Each holds its entry, its promises and its
+   * listing's objects, and the young generation's collections copy them
+   * until they are done: with 1,024, the full tree's first snapshot peaked
+   * higher (median 235.5 against 222 MiB) and was no faster (bench/NOTES.md,
+   * "Fifteenth pass"); small files now go to the worker 64 at a time at most.
+   */
+  private readonly ahead = new Semaphore(256);
   private readonly excluded: Set<string>;
   private sinceCheckpoint = 0;
   private checkpointing: Promise<void> | null = null;
