@@ -306,12 +306,7 @@ class WorkerEngine implements BlockEngine {
 
   /** See BlockEngine.readFile: a file is read by one worker, which keeps its chunks until sealed or dropped. */
   private async *readFileInWorker(path: Buffer, size?: number): AsyncGenerator<FileWindow> {
-    // Fewest files open, then fewest bytes held (the worker that holds a chunk also seals it).
-    let worker = 0;
-    for (let i = 1; i < this.workers.length; i += 1) {
-      const files = (this.files[i] as number) - (this.files[worker] as number);
-      if (files < 0 || (files === 0 && (this.load[i] as number) < (this.load[worker] as number))) worker = i;
-    }
+    const worker = this.readingWorker();
     this.files[worker] = (this.files[worker] as number) + 1;
     const fileId = this.nextId;
     this.nextId += 1;
@@ -339,13 +334,19 @@ class WorkerEngine implements BlockEngine {
 
   readonly readSmallFiles: ((files: SmallFile[]) => Promise<SmallFileRead[]>) | null;
 
-  /** See BlockEngine.readSmallFiles: the batch goes to one worker, which keeps the chunks until sealed or dropped. */
-  private async readSmallFilesInWorker(files: SmallFile[]): Promise<SmallFileRead[]> {
+  /** The worker to read the next file or batch: fewest files being read, then fewest bytes held (the worker that holds a chunk also seals it). */
+  private readingWorker(): number {
     let worker = 0;
     for (let i = 1; i < this.workers.length; i += 1) {
-      const more = (this.files[i] as number) - (this.files[worker] as number);
-      if (more < 0 || (more === 0 && (this.load[i] as number) < (this.load[worker] as number))) worker = i;
+      const files = (this.files[i] as number) - (this.files[worker] as number);
+      if (files < 0 || (files === 0 && (this.load[i] as number) < (this.load[worker] as number))) worker = i;
     }
+    return worker;
+  }
+
+  /** See BlockEngine.readSmallFiles: the batch goes to one worker, which keeps the chunks until sealed or dropped. */
+  private async readSmallFilesInWorker(files: SmallFile[]): Promise<SmallFileRead[]> {
+    const worker = this.readingWorker();
     this.files[worker] = (this.files[worker] as number) + files.length;
     try {
       const id = this.nextId;

@@ -144,10 +144,8 @@ async function readWindow(id: number, fileId: number): Promise<void> {
 let packed: Buffer | null = null;
 let packedAt = 0;
 
-async function readSmall(id: number, fileId: number, size: number): Promise<void> {
-  const file = files.get(fileId);
-  if (file === undefined) throw new Error(`no file ${fileId} open`);
-  const claim = size + 1;
+/** Claims `claim` bytes of the shared window for one small file's read, held until its chunks hold the window themselves. */
+function claimPlace(claim: number): { window: Buffer; at: number } {
   if (packed === null || WINDOW - packedAt < claim) {
     releaseWindow(packed);
     packed = takeWindow();
@@ -156,8 +154,15 @@ async function readSmall(id: number, fileId: number, size: number): Promise<void
   const window = packed;
   const at = packedAt;
   packedAt += claim;
-  // This read's own hold on the window, until its chunks hold it themselves.
   refs.set(window, (refs.get(window) ?? 0) + 1);
+  return { window, at };
+}
+
+async function readSmall(id: number, fileId: number, size: number): Promise<void> {
+  const file = files.get(fileId);
+  if (file === undefined) throw new Error(`no file ${fileId} open`);
+  const claim = size + 1;
+  const { window, at } = claimPlace(claim);
   try {
     let bytes: number;
     try {
@@ -204,16 +209,7 @@ async function readSmallFiles(id: number, paths: string[], sizes: number[]): Pro
       replies.push({ error: (err as Error).message });
       continue;
     }
-    if (packed === null || WINDOW - packedAt < claim) {
-      releaseWindow(packed);
-      packed = takeWindow();
-      packedAt = 0;
-    }
-    const window = packed;
-    const at = packedAt;
-    packedAt += claim;
-    // This read's own hold on the window, until its chunks hold it themselves.
-    refs.set(window, (refs.get(window) ?? 0) + 1);
+    const { window, at } = claimPlace(claim);
     const slot = replies.length;
     replies.push({ grew: true });
     const cut = (bytes: number): void => {
