@@ -177,7 +177,7 @@ test('a worker thread is started only when a block needs one: small blocks are n
   }
 });
 
-test('a block worker that dies (terminated by the test: a crash cannot be caused for real) fails what it held and everything asked later: nothing waits for ever', async () => {
+test('a block worker that dies (terminated by the test: a crash cannot be caused for real) fails what it held and everything asked later, batches of small files too: nothing waits for ever', async () => {
   const engine = fileReadingEngine(1);
   try {
     const held = await engine.hash(BlockType.data, patternBytes(200_000, 5));
@@ -192,6 +192,9 @@ test('a block worker that dies (terminated by the test: a crash cannot be caused
     await assert.rejects(async () => {
       for await (const window of reader(Buffer.from(process.execPath), 100)) assert.ok(window);
     }, /block worker exited/);
+    const readSmall = engine.readSmallFiles;
+    assert.ok(readSmall !== null);
+    await assert.rejects(readSmall([{ path: Buffer.from(process.execPath), size: 100 }]), /block worker exited/);
   } finally {
     await engine.close();
   }

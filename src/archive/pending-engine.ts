@@ -20,7 +20,7 @@ export class PendingEngine implements BlockEngine {
     }, () => undefined);
     // Once the engine is there, its own reader: no generator wrapped around another for every file.
     this.readFile = readsFiles ? (path, size) => this.engine?.readFile?.(path, size) ?? this.readFileWhenReady(path, size) : null;
-    this.readSmallFiles = readsFiles ? (files) => this.readSmallFilesWhenReady(files) : null;
+    this.readSmallFiles = readsFiles ? (files) => this.engine?.readSmallFiles?.(files) ?? this.readSmallFilesWhenReady(files) : null;
   }
 
   async hash(type: BlockType, plaintext: Uint8Array): Promise<HeldBlock> {

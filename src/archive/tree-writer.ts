@@ -85,6 +85,7 @@ interface HardLinkTarget {
 const READ_SIZE = 16 * 1024 * 1024;
 /** Files under this size may be read on the main thread (readSmallHere): their one block is named and sealed there too. */
 const SMALL_HERE = 64 * 1024;
+const SMALL_HERE_BIGINT = BigInt(SMALL_HERE);
 const SLASH = Buffer.from('/');
 /** Files above this size are read in windows of their own (see small-file.ts). */
 const BIG_FILE = BigInt(SMALL_FILE_BYTES);
@@ -500,7 +501,7 @@ export class TreeWriter {
       return { ref: cached, size: Number(st.size) };
     }
     const reader = writer.fileReader;
-    if (this.batches !== null && reader !== null && st.size <= BIG_FILE && !(writer.copiesInput && this.bigInWorker > 0 && st.size < BigInt(SMALL_HERE))) {
+    if (this.batches !== null && reader !== null && st.size <= BIG_FILE && !this.readsHere(st)) {
       this.progress.current = relText;
       try {
         return await this.readBatched(this.batches, reader, abs, id, st);
@@ -514,7 +515,7 @@ export class TreeWriter {
     const release = await this.reading.acquire();
     try {
       this.progress.current = relText;
-      if (reader !== null && writer.copiesInput && this.bigInWorker > 0 && st.size < BigInt(SMALL_HERE)) return await this.readSmallHere(reader, abs, id, st);
+      if (reader !== null && this.readsHere(st)) return await this.readSmallHere(reader, abs, id, st);
       if (reader !== null) {
         if (releaseBig === null) return await this.readInWorker(reader, abs, id, st);
         this.bigInWorker += 1;
@@ -566,6 +567,11 @@ export class TreeWriter {
       release();
       releaseBig?.();
     }
+  }
+
+  /** Whether a file is read on this thread now (readSmallHere): one under 64 KiB while a block worker reads a big file. */
+  private readsHere(st: WalkStat): boolean {
+    return this.options.writer.copiesInput && this.bigInWorker > 0 && st.size < SMALL_HERE_BIGINT;
   }
 
   /**
