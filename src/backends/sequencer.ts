@@ -26,20 +26,20 @@ export class Sequencer {
         if (tail !== undefined) waits.push(tail);
       }
     }
-    const result = Promise.all(waits).then(fn);
+    // One wait (a put of a block nothing else touches: a snapshot's usual case) needs no Promise.all.
+    const result = (waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits)).then(fn);
     const settled = result.then(noop, noop);
     this.pending.add(settled);
-    void settled.then(() => this.pending.delete(settled));
-    if (resources === 'all') {
-      this.barrier = settled;
-    } else {
+    if (resources === 'all') this.barrier = settled;
+    else for (const resource of resources) this.tails.set(resource, settled);
+    // One callback forgets the operation everywhere once it has settled.
+    void settled.then(() => {
+      this.pending.delete(settled);
+      if (resources === 'all') return;
       for (const resource of resources) {
-        this.tails.set(resource, settled);
-        void settled.then(() => {
-          if (this.tails.get(resource) === settled) this.tails.delete(resource);
-        });
+        if (this.tails.get(resource) === settled) this.tails.delete(resource);
       }
-    }
+    });
     return result;
   }
 
