@@ -84,23 +84,36 @@ export interface ReadContentOptions {
   size?: number;
 }
 
-/** The bytes behind a reference, block by block, fetching a few blocks ahead. */
-export async function* readContent(archive: Archive, ref: ContentRef | null, options: ReadContentOptions = {}): AsyncGenerator<Buffer> {
+/** A data block as read from the archive, still sealed: `openDataBlock` opens it. */
+export interface SealedBlock {
+  key: string;
+  /** The plaintext's size by the index, -1 for a reference to one block (no index says). */
+  size: number;
+  sealed: Uint8Array;
+}
+
+/**
+ * The sealed blocks behind a reference, in order, fetching a few ahead. For
+ * a reader that opens each one (`openDataBlock`) and uses it at once, into
+ * buffers used again (a restore writing a file): reading ahead then holds
+ * the sealed bytes only, and no block-sized buffers are made per block.
+ */
+export async function* readSealedContent(archive: Archive, ref: ContentRef | null, options: ReadContentOptions = {}): AsyncGenerator<SealedBlock> {
   if (ref === null) return;
   const { ahead = 8, budget } = options;
   const blocks = await dataBlocks(archive, ref);
-  const queue: Array<Promise<{ data: Buffer; release: () => void }>> = [];
+  const queue: Array<Promise<{ block: SealedBlock; release: () => void }>> = [];
   let next = 0;
   const fill = (): void => {
     while (queue.length < ahead && next < blocks.length) {
-      const block = blocks[next] as { key: string; size: number };
+      const { key, size } = blocks[next] as { key: string; size: number };
       next += 1;
-      const held = budget === undefined ? Promise.resolve(() => undefined) : budget.take(block.size >= 0 ? block.size : (options.size ?? 0));
+      const held = budget === undefined ? Promise.resolve(() => undefined) : budget.take(size >= 0 ? size : (options.size ?? 0));
       const job = held.then(async (release) => {
         try {
-          const data = await archive.readBlock(block.key, BlockType.data);
-          if (block.size >= 0 && data.length !== block.size) throw new BackendError('corrupt', `block ${block.key} holds ${data.length} bytes, its index says ${block.size}`);
-          return { data, release };
+          const sealed = await archive.backend.get(key);
+          if (sealed === null) throw new BackendError('corrupt', `block ${key} is missing from the archive`);
+          return { block: { key, size, sealed }, release };
         } catch (err) {
           release();
           throw err;
@@ -114,10 +127,10 @@ export async function* readContent(archive: Archive, ref: ContentRef | null, opt
   try {
     fill();
     while (queue.length > 0) {
-      const { data, release } = await (queue.shift() as Promise<{ data: Buffer; release: () => void }>);
+      const { block, release } = await (queue.shift() as Promise<{ block: SealedBlock; release: () => void }>);
       using = release;
       fill();
-      yield data;
+      yield block;
       release();
       using = null;
     }
@@ -126,6 +139,22 @@ export async function* readContent(archive: Archive, ref: ContentRef | null, opt
     using?.();
     for (const job of queue) job.then(({ release }) => release(), () => undefined);
   }
+}
+
+/**
+ * A data block's plaintext, its size checked against the index. `transient`:
+ * opened into the codec's own buffers (BlockCodec.openTransient), valid only
+ * until the codec's next transient open: use it before anything else runs.
+ */
+export function openDataBlock(archive: Archive, block: SealedBlock, transient = false): Buffer {
+  const data = transient ? archive.codec.openTransient(block.key, BlockType.data, block.sealed) : archive.codec.open(block.key, BlockType.data, block.sealed);
+  if (block.size >= 0 && data.length !== block.size) throw new BackendError('corrupt', `block ${block.key} holds ${data.length} bytes, its index says ${block.size}`);
+  return data;
+}
+
+/** The bytes behind a reference, block by block, fetching a few blocks ahead. */
+export async function* readContent(archive: Archive, ref: ContentRef | null, options: ReadContentOptions = {}): AsyncGenerator<Buffer> {
+  for await (const block of readSealedContent(archive, ref, options)) yield openDataBlock(archive, block);
 }
 
 export { decodeRef, encodeRef };
