@@ -132,4 +132,19 @@ describe('cairn round trip', () => {
     assert.equal(readFileSync(path.join(dest, 'hard link'), 'utf8'), 'hello, cairn\n');
     await assert.rejects(extract(ctx, 'home', dest, { quiet: true }), /not empty/);
   });
+
+  test('files of several blocks restored at once (each block opened into one shared buffer just before its write) come back byte for byte', async () => {
+    const many = path.join(scratch.dir, 'many');
+    mkdirSync(many);
+    const files = new Map<string, Buffer>();
+    for (let i = 0; i < 10; i += 1) {
+      const data = contentOf(2 * 1024 * 1024 + 70_000 * i + 17, 100 + i);
+      files.set(`f${i}`, data);
+      writeFileSync(path.join(many, `f${i}`), data);
+    }
+    await snapshotCommand(ctx, 'many', [many], { quiet: true, workers: 1 });
+    const dest = path.join(scratch.dir, 'many-out');
+    await extract(ctx, 'many', dest, { quiet: true });
+    for (const [name, data] of files) assert.ok(readFileSync(path.join(dest, name)).equals(data), `${name} differs`);
+  });
 });
