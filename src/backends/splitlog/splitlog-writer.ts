@@ -41,7 +41,6 @@ interface OverlayEntry {
   op: IndexOp;
 }
 
-
 export class SplitlogWriter {
   private appender: LogAppender | null = null;
   private readonly completed: IndexOp[] = [];
