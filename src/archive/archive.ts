@@ -96,9 +96,14 @@ export class Archive {
 
   /** A block's plaintext; a missing or damaged block is `corrupt` and says which. */
   async readBlock(key: string, type: BlockType): Promise<Buffer> {
+    return this.codec.open(key, type, await this.readSealed(key));
+  }
+
+  /** A block as stored, still sealed (to be opened by the codec later, or by another thread); a missing one is `corrupt`. */
+  async readSealed(key: string): Promise<Uint8Array> {
     const sealed = await this.backend.get(key);
     if (sealed === null) throw new BackendError('corrupt', `block ${key} is missing from the archive`);
-    return this.codec.open(key, type, sealed);
+    return sealed;
   }
 
   async getTag(name: string): Promise<TagValue | null> {

@@ -111,9 +111,7 @@ export async function* readSealedContent(archive: Archive, ref: ContentRef | nul
       const held = budget === undefined ? Promise.resolve(() => undefined) : budget.take(size >= 0 ? size : (options.size ?? 0));
       const job = held.then(async (release) => {
         try {
-          const sealed = await archive.backend.get(key);
-          if (sealed === null) throw new BackendError('corrupt', `block ${key} is missing from the archive`);
-          return { block: { key, size, sealed }, release };
+          return { block: { key, size, sealed: await archive.readSealed(key) }, release };
         } catch (err) {
           release();
           throw err;

@@ -299,10 +299,9 @@ export class Extractor {
   private async fileInThread(entry: Entry, target: Buffer, claim: { size: number }): Promise<void> {
     const thread = this.thread as RestoreThread;
     const key = (entry.content as { key: string }).key;
-    let sealed: Uint8Array | null;
+    let sealed: Uint8Array;
     try {
-      sealed = await this.archive.backend.get(key);
-      if (sealed === null) throw new BackendError('corrupt', `block ${key} is missing from the archive`);
+      sealed = await this.archive.readSealed(key);
     } catch (err) {
       thread.cancel(claim);
       throw err;
