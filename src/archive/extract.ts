@@ -10,7 +10,7 @@ import { ByteBudget } from './byte-budget.js';
 import { openDataBlock, readSealedContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
-import { applyMetadata, createRestoredFile, discardPartial, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
+import { applyMetadata, createModeOf, createRestoredFile, currentUmask, discardPartial, newEntryOwner, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
 import { RestoreThread } from './restore-thread.js';
 import { Semaphore } from './semaphore.js';
 import { EventLoopSlices } from './event-loop-slices.js';
@@ -74,6 +74,10 @@ export class Extractor {
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly isRoot = process.getuid?.() === 0;
+  /** The owner every entry made in DEST gets (root only: no chown for an entry of that owner); null: chown them all. */
+  private newOwner: [uid: number, gid: number] | null = null;
+  /** The process's umask: a file whose mode it leaves whole is created with that mode (createModeOf). */
+  private readonly umask = currentUmask();
   /** The walk and most reads are synchronous: it lets the event loop turn every few ms (see EventLoopSlices). */
   private readonly slices = new EventLoopSlices();
   private root = '';
@@ -91,6 +95,7 @@ export class Extractor {
     const root = path.resolve(dest);
     this.root = root;
     await prepareDest(root);
+    if (this.isRoot) this.newOwner = newEntryOwner(root);
     const from = (this.options.from ?? []).map((c) => Buffer.from(c));
     try {
       if (entry.type === 'dir') {
@@ -107,7 +112,9 @@ export class Extractor {
     // Last, children before parents: a directory's times and mode once nothing more is written in it.
     for (let i = this.directories.length - 1; i >= 0; i -= 1) {
       const { entry: dir, target } = this.directories[i] as { entry: Entry; target: Buffer };
-      this.metadata(dir, target, 'dir');
+      // DEST may have been there, with an owner of its own: it is always given the entry's.
+      const isDest = i === 0 && entry.type === 'dir';
+      this.apply(target, this.restoredMetadata(dir, 'dir', isDest), 'dir');
     }
     this.options.onProgress?.(this.stats);
     return this.stats;
@@ -263,7 +270,8 @@ export class Extractor {
    * asynchronously, so other files go on meanwhile.
    */
   private async file(entry: Entry, target: Buffer): Promise<void> {
-    const fd = createRestoredFile(target);
+    const meta = this.restoredMetadata(entry, 'file');
+    const fd = createRestoredFile(target, meta.createMode);
     try {
       let position = 0;
       let end = 0;
@@ -289,7 +297,7 @@ export class Extractor {
       closeSync(fd);
     }
     this.stats.files += 1;
-    this.metadata(entry, target, 'file');
+    this.apply(target, meta, 'file');
   }
 
   /**
@@ -306,23 +314,39 @@ export class Extractor {
       thread.cancel(claim);
       throw err;
     }
-    const warnings = await thread.write(claim, { path: target.toString('latin1'), key, size: entry.size, meta: this.restoredMetadata(entry) }, sealed);
+    const warnings = await thread.write(claim, { path: target.toString('latin1'), key, size: entry.size, meta: this.restoredMetadata(entry, 'file') }, sealed);
     for (const [what, message] of warnings) this.warn(target, `${what} not restored: ${message}`);
     this.filesInThread += 1;
     this.stats.files += 1;
     this.stats.bytes += entry.size;
   }
 
-  /** Owner (as far as the user's rights allow: root only), mode and times of an entry. */
-  private restoredMetadata(entry: Entry): RestoredMetadata {
+  /**
+   * Owner (as far as the user's rights allow: root only, and only when a
+   * new entry does not get it anyway), mode (for a file, the mode it is
+   * created with when that is its whole mode) and times of an entry.
+   */
+  private restoredMetadata(entry: Entry, kind: RestoredKind, ownerAlways = false): RestoredMetadata {
     const mtime = seconds(entry.mtime);
     const meta: RestoredMetadata = { mode: entry.mode, atime: entry.atime ? seconds(entry.atime) : mtime, mtime };
-    if (this.isRoot) meta.owner = [this.names.uidOf(entry.user) ?? entry.uid, this.names.gidOf(entry.group) ?? entry.gid];
+    if (this.isRoot) {
+      const uid = this.names.uidOf(entry.user) ?? entry.uid;
+      const gid = this.names.gidOf(entry.group) ?? entry.gid;
+      if (ownerAlways || this.newOwner === null || this.newOwner[0] !== uid || this.newOwner[1] !== gid) meta.owner = [uid, gid];
+    }
+    if (kind === 'file') {
+      const createMode = createModeOf(entry.mode, this.umask);
+      if (createMode !== undefined) meta.createMode = createMode;
+    }
     return meta;
   }
 
   private metadata(entry: Entry, target: Buffer, kind: RestoredKind): void {
-    applyMetadata(target, this.restoredMetadata(entry), kind, (what, message) => this.warn(target, `${what} not restored: ${message}`));
+    this.apply(target, this.restoredMetadata(entry, kind), kind);
+  }
+
+  private apply(target: Buffer, meta: RestoredMetadata, kind: RestoredKind): void {
+    applyMetadata(target, meta, kind, (what, message) => this.warn(target, `${what} not restored: ${message}`));
   }
 }
 

@@ -22,7 +22,7 @@ function restore(job: RestoreJob): RestoreResult {
     if (data.length !== job.size) {
       throw new BackendError('corrupt', `${displayName(target)}: the archive holds ${data.length} bytes, the entry says ${job.size}`);
     }
-    writeWholeFile(target, data);
+    writeWholeFile(target, data, job.meta.createMode);
     applyMetadata(target, job.meta, 'file', (what, message) => warnings.push([what, message]));
     return { id: job.id, warnings };
   } catch (err) {
