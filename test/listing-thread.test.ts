@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
@@ -355,4 +356,56 @@ test('names that cannot be stat\'ed (a directory readable but not searchable) co
     chmodSync(dir, 0o700);
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+/**
+ * The threads that warm directories ahead of the listing thread (native
+ * list-directory's warmDirectories) belong to the thread that started them:
+ * when it ends they stop and are joined before Node may unload the library
+ * (threads left running in it crashed the process: a segfault seen in a
+ * no-change snapshot), and a later thread starts its own. Observed in a
+ * child process, by the threads' name in /proc.
+ */
+test('the directory-warming threads end with the worker that started them, even while busy, and a later worker starts them again (a child process, threads counted in /proc)', { timeout: 60_000 }, () => {
+  const root = path.join(scratch.dir, 'warm-threads');
+  const dirs: string[] = [];
+  for (let a = 0; a < 40; a += 1) {
+    for (let b = 0; b < 50; b += 1) {
+      const dir = path.join(root, `a${a}`, `b${b}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'f'), 'x');
+      dirs.push(dir);
+    }
+  }
+  const list = path.join(scratch.dir, 'warm-list');
+  writeFileSync(list, dirs.map((d) => `${d}\0`).join(''));
+  const child = path.join(scratch.dir, 'warm-child.mjs');
+  writeFileSync(child, `
+    import { Worker } from 'node:worker_threads';
+    import { readdirSync, readFileSync } from 'node:fs';
+    const [modulePath, list] = process.argv.slice(2);
+    const warmers = () => readdirSync('/proc/self/task').filter((t) => {
+      try { return readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim() === 'cairn-warm'; } catch { return false; }
+    }).length;
+    const round = () => new Promise((resolve, reject) => {
+      const worker = new Worker(\`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { warmDirectories } = require(workerData.modulePath);
+        const paths = require('node:fs').readFileSync(workerData.list);
+        warmDirectories(paths);
+        warmDirectories(paths);
+        parentPort.postMessage('warming');
+        parentPort.on('message', () => process.exit(0));
+      \`, { eval: true, workerData: { modulePath, list } });
+      let during = -1;
+      worker.on('message', () => { during = warmers(); worker.postMessage('end'); });
+      worker.on('error', reject);
+      worker.on('exit', () => resolve({ during, after: warmers() }));
+    });
+    const rounds = [await round(), await round()];
+    console.log(JSON.stringify(rounds));
+  `);
+  const modulePath = createRequire(import.meta.url).resolve('cairn-list-directory');
+  const out = execFileSync(process.execPath, [child, modulePath, list], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), [{ during: 4, after: 0 }, { during: 4, after: 0 }]);
 });

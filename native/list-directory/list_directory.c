@@ -15,6 +15,18 @@
  * STAT_FIELDS, in that order), zeros for a name whose lstat failed; failed
  * an Array of the indexes of those names (the caller asks lstat again, for
  * its error).
+ *
+ * warmDirectories(paths) hands directories (a Buffer of absolute paths, each
+ * followed by a zero byte) to four background threads that list them and
+ * lstat every name, throwing the results away: the kernel keeps the
+ * directory blocks and inodes, which on a cold disk each cost a read that
+ * waits. The listing thread walks one directory at a time; these read ahead
+ * of it four at once (a cold pass over the 3,600 directories of the bench
+ * tree: 0.65-0.78 s one at a time, 0.39-0.41 s four at a time). The paths
+ * wait on a stack, newest first (the walk goes depth first, so the newest
+ * are what it lists next), of at most 4,096: the oldest are dropped.
+ * Returns at once. warmDirectories() with no argument drops every path
+ * still waiting.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -24,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,10 +163,153 @@ static napi_value ListDirectory(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#define WARM_THREADS 4
+#define WARM_MAX 4096
+
+/*
+ * The paths waiting to be warmed: a stack whose oldest entries are dropped
+ * when it is full. The threads are stopped and joined when the environment
+ * that started them ends (a worker thread's, whose end may unload this
+ * library), and started again by the next call.
+ */
+static pthread_mutex_t warm_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t warm_wake = PTHREAD_COND_INITIALIZER;
+static char *warm_stack[WARM_MAX];
+static size_t warm_count = 0;
+static pthread_t warm_threads[WARM_THREADS];
+static int warm_running = 0;
+static int warm_stopping = 0;
+
+static void warm_one(const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return;
+  }
+  struct dirent *d;
+  struct stat st;
+  while ((d = readdir(dir)) != NULL) {
+    if (d->d_name[0] == '.' && (d->d_name[1] == 0 || (d->d_name[1] == '.' && d->d_name[2] == 0))) continue;
+    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW);
+  }
+  closedir(dir);
+}
+
+static void *warm_thread(void *unused) {
+  (void)unused;
+#if defined(__linux__)
+  pthread_setname_np(pthread_self(), "cairn-warm");
+#endif
+  for (;;) {
+    pthread_mutex_lock(&warm_lock);
+    while (warm_count == 0 && !warm_stopping) pthread_cond_wait(&warm_wake, &warm_lock);
+    if (warm_stopping) {
+      pthread_mutex_unlock(&warm_lock);
+      return NULL;
+    }
+    char *path = warm_stack[--warm_count];
+    pthread_mutex_unlock(&warm_lock);
+    warm_one(path);
+    free(path);
+  }
+}
+
+/* Drops every waiting path. Called with warm_lock held. */
+static void warm_drop(void) {
+  while (warm_count > 0) free(warm_stack[--warm_count]);
+}
+
+/* The environment that started the threads ends: they stop (after the directory each is on) and are joined. */
+static void warm_cleanup(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&warm_lock);
+  int running = warm_running;
+  warm_stopping = 1;
+  warm_drop();
+  pthread_cond_broadcast(&warm_wake);
+  pthread_mutex_unlock(&warm_lock);
+  for (int i = 0; i < running; i++) pthread_join(warm_threads[i], NULL);
+  pthread_mutex_lock(&warm_lock);
+  warm_running = 0;
+  warm_stopping = 0;
+  pthread_mutex_unlock(&warm_lock);
+}
+
+/* Starts the threads if none run. Called with warm_lock held; false when none could be started. */
+static bool warm_start(napi_env env) {
+  if (warm_running > 0) return true;
+  if (warm_stopping) return false;
+  for (int i = 0; i < WARM_THREADS; i++) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    int failed = pthread_create(&warm_threads[warm_running], &attr, warm_thread, NULL);
+    pthread_attr_destroy(&attr);
+    if (failed) break;
+    warm_running += 1;
+  }
+  if (warm_running > 0) napi_add_env_cleanup_hook(env, warm_cleanup, NULL);
+  return warm_running > 0;
+}
+
+/* Pushes a copy of `path`; drops the oldest path when the stack is full. Called with warm_lock held. */
+static void warm_push(const char *path, size_t length) {
+  char *copy = malloc(length + 1);
+  if (copy == NULL) return;
+  memcpy(copy, path, length);
+  copy[length] = 0;
+  if (warm_count == WARM_MAX) {
+    free(warm_stack[0]);
+    memmove(warm_stack, warm_stack + 1, (WARM_MAX - 1) * sizeof(char *));
+    warm_count -= 1;
+  }
+  warm_stack[warm_count++] = copy;
+}
+
+static napi_value WarmDirectories(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  napi_get_undefined(env, &result);
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc == 0) {
+    pthread_mutex_lock(&warm_lock);
+    warm_drop();
+    pthread_mutex_unlock(&warm_lock);
+    return result;
+  }
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok) {
+    return result;
+  }
+  const char *at = data;
+  const char *end = at + length;
+  pthread_mutex_lock(&warm_lock);
+  if (!warm_start(env)) {
+    pthread_mutex_unlock(&warm_lock);
+    return result;
+  }
+  while (at < end) {
+    const char *zero = memchr(at, 0, (size_t)(end - at));
+    if (zero == NULL) break;
+    if (zero > at && at[0] == '/') warm_push(at, (size_t)(zero - at));
+    at = zero + 1;
+  }
+  pthread_cond_broadcast(&warm_wake);
+  pthread_mutex_unlock(&warm_lock);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "listDirectory", NAPI_AUTO_LENGTH, ListDirectory, NULL, &fn);
   napi_set_named_property(env, exports, "listDirectory", fn);
+  napi_create_function(env, "warmDirectories", NAPI_AUTO_LENGTH, WarmDirectories, NULL, &fn);
+  napi_set_named_property(env, exports, "warmDirectories", fn);
   return exports;
 }
 

@@ -105,7 +105,51 @@ function judge(micros: number): void {
   if (judged >= JUDGE) return;
   judged += 1;
   if (micros > COLD_US) slow += 1;
-  if (judged === JUDGE) cold = slow * 4 >= JUDGE;
+  if (judged === JUDGE) {
+    cold = slow * 4 >= JUDGE;
+    if (cold) startWarming();
+  }
+}
+
+/**
+ * A snapshot that reads only changed files (one with file cache rows) waits
+ * on this thread's walk of a cold tree: one directory block or inode table
+ * read at a time. native/list-directory's warmDirectories lists the
+ * subdirectories each listing finds on four background threads, so that
+ * the disk has several reads in flight and the walk finds most of them
+ * cached (bench/NOTES.md, "Seventeenth pass"). It starts once the first
+ * listings are judged cold (warmed listings would look warm), with the
+ * directories the walk has found and not listed; not for a snapshot that
+ * reads every file (its walk runs far ahead of the reading anyway).
+ * CAIRN_NO_DIRECTORY_WARM=1 turns it off.
+ */
+type NativeWarm = (paths?: Buffer) => void;
+const nativeWarm = process.env.CAIRN_NO_DIRECTORY_WARM === '1' || prefetchWanted ? null : optionalNativeFunction<NativeWarm>('cairn-list-directory', 'warmDirectories');
+let warming = false;
+const ZERO = Buffer.alloc(1);
+/** Directories found and not listed yet, the next one last (the walk's depth-first stack). */
+const walkStack: Buffer[] = [];
+
+function startWarming(): void {
+  if (nativeWarm === null) return;
+  warming = true;
+  // The walk's next directory last: the threads take the newest first.
+  nativeWarm(Buffer.concat(walkStack.flatMap((dir) => [dir, ZERO])));
+}
+
+/** Hands `subdirs` to the warming threads, the first one last: it is taken first (they take the newest first). */
+function warm(subdirs: Buffer[]): void {
+  if (!warming || subdirs.length === 0) return;
+  const parts: Buffer[] = [];
+  for (let i = subdirs.length - 1; i >= 0; i -= 1) parts.push(subdirs[i] as Buffer, ZERO);
+  (nativeWarm as NativeWarm)(Buffer.concat(parts));
+}
+
+/** Drops the directories still waiting to be warmed: the walk is over. */
+function stopWarming(): void {
+  if (!warming) return;
+  warming = false;
+  (nativeWarm as NativeWarm)();
 }
 
 /**
@@ -178,6 +222,7 @@ function list(dir: Buffer): Buffer[] {
   seq += 1;
   const subdirs: Buffer[] = [];
   const count = listNatively(dir, listed, subdirs) ?? listHere(dir, listed, subdirs);
+  warm(subdirs);
   batch.push(listed);
   ahead.push([listed.seq, count]);
   entriesAhead += count;
@@ -217,7 +262,7 @@ function listHere(dir: Buffer, listed: ListedDirectory, subdirs: Buffer[]): numb
 
 function walk(): void {
   // Depth first, in order: each directory's subdirectories go on the stack last first.
-  const stack: Buffer[] = [];
+  const stack = walkStack;
   for (let i = roots.length - 1; i >= 0; i -= 1) {
     const root = Buffer.from(roots[i] as string, 'latin1');
     try {
@@ -227,11 +272,15 @@ function walk(): void {
     }
   }
   while (stack.length > 0) {
-    if (!waitForRoom()) return;
+    if (!waitForRoom()) {
+      stopWarming();
+      return;
+    }
     const subdirs = list(stack.pop() as Buffer);
     for (let i = subdirs.length - 1; i >= 0; i -= 1) stack.push(subdirs[i] as Buffer);
   }
   if (judged < JUDGE) cold = judged > 0 && slow * 4 >= judged;
+  stopWarming();
   send(true);
 }
 
