@@ -124,7 +124,8 @@ export class FileCache {
       "SELECT path, size || ' ' || mtime || ' ' || ctime || ' ' || inode || ' ' || level || ' ' || lower(hex(key)) FROM files " +
       "WHERE archive = ? AND path > ? AND path < ? AND instr(substr(path, ?), '/') = 0",
     ).raw();
-    this.selectKeys = db.prepare<[string], string>('SELECT DISTINCT lower(hex(key)) FROM files WHERE archive = ?').pluck();
+    // Not DISTINCT: a Set of the 33,000 keys of the bench tree takes half the time of SQLite's (50 against 105 ms).
+    this.selectKeys = db.prepare<[string], string>('SELECT lower(hex(key)) FROM files WHERE archive = ?').pluck();
     this.insertDir = db.prepare('INSERT OR REPLACE INTO dirs (archive, path, digest, subs, level, key, files, bytes) VALUES (?, ?, ?, ?, ?, unhex(?), ?, ?)');
     this.selectDirs = db.prepare<[string], [string, string, string, number, string, number, number]>(
       'SELECT path, digest, subs, level, lower(hex(key)), files, bytes FROM dirs WHERE archive = ?',
@@ -245,8 +246,8 @@ export class FileCache {
 
   /** An archive's keys, those the archive still has (existsMany, at most 4096 keys a call), and its memos. */
   private async read(archive: string, backend: Backend): Promise<Loaded> {
-    const fileKeys = this.selectKeys.all(archive);
-    const keys = new Set<string>(fileKeys);
+    const keys = new Set<string>(this.selectKeys.all(archive));
+    const hasFileRows = keys.size > 0;
     const dirs = new Map<string, DirectoryMemo>();
     for (const [dir, digest, subs, level, key, files, bytes] of this.selectDirs.iterate(archive)) {
       dirs.set(dir, { digest, subs, ref: { level, key }, files, bytes });
@@ -278,7 +279,7 @@ export class FileCache {
         lostDirs.push(dir);
       }
     }
-    return { archive, rows: fileKeys.length > 0, present, lostKeys, dirs, lostDirs };
+    return { archive, rows: hasFileRows, present, lostKeys, dirs, lostDirs };
   }
 
   /** Reads the rows of the files in `dir` (once), leaving out those whose key the archive lost. */
