@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
 import { Extractor } from '../src/archive/extract.js';
-import { createModeOf, currentUmask, newEntryOwner } from '../src/archive/restore-file.js';
+import { createModeOf, probeNewEntry } from '../src/archive/restore-file.js';
 import { snapshotTree } from '../src/archive/snapshot.js';
 import { resolveEntry } from '../src/archive/snapshot-ref.js';
 import { MemoryBackend, MemoryStore } from '../src/backends/memory/memory-backend.js';
@@ -39,23 +39,28 @@ test('a file is created with its mode only when that is its whole mode under the
   assert.equal(createModeOf(0o104755, 0o022), undefined, 'set-user-ID: set after the chown');
   assert.equal(createModeOf(0o102755, 0), undefined, 'set-group-ID');
   assert.equal(createModeOf(0o101755, 0), undefined, 'sticky');
-  assert.equal(currentUmask(), 0o022);
 });
 
-test('the owner of a new entry is the process\'s, or a set-group-ID directory\'s group; the probe leaves nothing; an unwritable place gives null', () => {
+test('a probe finds what a new entry gets: the process\'s owner or a set-group-ID directory\'s group, and the umask; it leaves nothing; an unwritable place gives null', () => {
   const plain = path.join(scratch.dir, 'probe-plain');
   mkdirSync(plain);
-  assert.deepEqual(newEntryOwner(plain), [process.geteuid?.(), process.getegid?.()]);
+  assert.deepEqual(probeNewEntry(plain), { owner: [process.geteuid?.(), process.getegid?.()], umask: 0o022 });
+  process.umask(0o027);
+  try {
+    assert.equal(probeNewEntry(plain)?.umask, 0o027);
+  } finally {
+    process.umask(0o022);
+  }
   assert.deepEqual(readdirSync(plain), []);
   if (asRoot) {
     const shared = path.join(scratch.dir, 'probe-setgid');
     mkdirSync(shared);
     chownSync(shared, 0, 2222);
     chmodSync(shared, 0o2775);
-    assert.deepEqual(newEntryOwner(shared), [0, 2222]);
+    assert.deepEqual(probeNewEntry(shared)?.owner, [0, 2222]);
     assert.deepEqual(readdirSync(shared), []);
   }
-  assert.equal(newEntryOwner(path.join(scratch.dir, 'missing', 'dir')), null);
+  assert.equal(probeNewEntry(path.join(scratch.dir, 'missing', 'dir')), null);
 });
 
 /** Files of one block (the restore thread's) and of several (the main thread's), with modes that need a chmod and modes that do not, and (as root) owners that a new entry has and owners it has not. */

@@ -10,7 +10,7 @@ import { ByteBudget } from './byte-budget.js';
 import { openDataBlock, readSealedContent } from './content.js';
 import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
-import { applyMetadata, createModeOf, createRestoredFile, currentUmask, discardPartial, newEntryOwner, writeSparse, writingTo, type RestoredKind, type RestoredMetadata } from './restore-file.js';
+import { applyMetadata, createModeOf, createRestoredFile, discardPartial, probeNewEntry, writeSparse, writingTo, type NewEntry, type RestoredKind, type RestoredMetadata } from './restore-file.js';
 import { RestoreThread } from './restore-thread.js';
 import { Semaphore } from './semaphore.js';
 import { EventLoopSlices } from './event-loop-slices.js';
@@ -74,10 +74,12 @@ export class Extractor {
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly isRoot = process.getuid?.() === 0;
-  /** The owner every entry made in DEST gets (root only: no chown for an entry of that owner); null: chown them all. */
-  private newOwner: [uid: number, gid: number] | null = null;
-  /** The process's umask: a file whose mode it leaves whole is created with that mode (createModeOf). */
-  private readonly umask = currentUmask();
+  /**
+   * What every entry made in DEST gets (probeNewEntry): no chown for an
+   * entry of that owner, and a file whose mode the mask leaves whole is
+   * created with it (createModeOf). Null: every entry gets its chown and chmod.
+   */
+  private newEntry: NewEntry | null = null;
   /** The walk and most reads are synchronous: it lets the event loop turn every few ms (see EventLoopSlices). */
   private readonly slices = new EventLoopSlices();
   private root = '';
@@ -95,7 +97,7 @@ export class Extractor {
     const root = path.resolve(dest);
     this.root = root;
     await prepareDest(root);
-    if (this.isRoot) this.newOwner = newEntryOwner(root);
+    this.newEntry = probeNewEntry(root);
     const from = (this.options.from ?? []).map((c) => Buffer.from(c));
     try {
       if (entry.type === 'dir') {
@@ -332,10 +334,11 @@ export class Extractor {
     if (this.isRoot) {
       const uid = this.names.uidOf(entry.user) ?? entry.uid;
       const gid = this.names.gidOf(entry.group) ?? entry.gid;
-      if (ownerAlways || this.newOwner === null || this.newOwner[0] !== uid || this.newOwner[1] !== gid) meta.owner = [uid, gid];
+      const made = this.newEntry?.owner;
+      if (ownerAlways || made === undefined || made[0] !== uid || made[1] !== gid) meta.owner = [uid, gid];
     }
-    if (kind === 'file') {
-      const createMode = createModeOf(entry.mode, this.umask);
+    if (kind === 'file' && this.newEntry !== null) {
+      const createMode = createModeOf(entry.mode, this.newEntry.umask);
       if (createMode !== undefined) meta.createMode = createMode;
     }
     return meta;

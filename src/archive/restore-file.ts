@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fstatSync, ftruncateSync, lchownSync, lutimesSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, ftruncateSync, lchownSync, lutimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { displayName } from './tree-entry.js';
 
@@ -21,7 +21,7 @@ export interface RestoredMetadata {
 
 /**
  * The permission bits a file of `mode` is created with when that is its
- * whole mode under `umask`; undefined when it needs a chmod after (a bit the
+ * whole mode under `umask` (probeNewEntry's); undefined when it needs a chmod after (a bit the
  * umask clears, or a set-id or sticky bit, which a chown would clear and so
  * is set last). A new file is otherwise created 0600 until its mode is set.
  * Skipping the chmod (and a chown that changes nothing) made 24,000 files
@@ -33,35 +33,33 @@ export function createModeOf(mode: number, umask: number): number | undefined {
   return (bits & 0o7000) === 0 && (bits & umask) === 0 ? bits : undefined;
 }
 
-/** The process's umask, read without changing it (Linux: /proc/self/status); 0o777 where it cannot be (every file then gets its chmod). */
-export function currentUmask(): number {
-  try {
-    const line = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
-    if (line !== null) return parseInt(line[1] as string, 8);
-  } catch {
-    // not Linux
-  }
-  return 0o777;
+/** What a new entry made in a directory gets: its owner, and the permission bits the creation takes away (the umask, or a default ACL's mask). */
+export interface NewEntry {
+  owner: [uid: number, gid: number];
+  umask: number;
 }
 
 /**
- * The owner a new entry gets in `dir` (a probe file, made and removed):
- * the process's, or the directory's group where it is set-group-ID or the
- * file system gives new files their directory's group. A restore's own
- * directories pass the same on, so an entry whose owner this is needs no
- * chown. Null when the probe cannot be made (every entry is then chowned).
+ * What a new entry gets in `dir`, from a probe file made there (mode 0777,
+ * empty) and removed at once: the process's owner, or the directory's group
+ * where it is set-group-ID or the file system gives new files their
+ * directory's group; and the bits taken from 0777, which the umask takes or,
+ * under a default ACL, the ACL (either way a mask, so the same for every
+ * mode). A restore's own directories pass the same on to what is made in
+ * them. Null when the probe cannot be made: every entry then gets its
+ * chown and chmod.
  */
-export function newEntryOwner(dir: string): [uid: number, gid: number] | null {
+export function probeNewEntry(dir: string): NewEntry | null {
   const probe = path.join(dir, `.cairn-tmp-${randomBytes(6).toString('hex')}`);
   let fd: number;
   try {
-    fd = openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    fd = openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o777);
   } catch {
     return null;
   }
   try {
     const st = fstatSync(fd);
-    return [st.uid, st.gid];
+    return { owner: [st.uid, st.gid], umask: 0o777 & ~st.mode };
   } catch {
     return null;
   } finally {
