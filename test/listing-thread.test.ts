@@ -409,3 +409,13 @@ test('the directory-warming threads end with the worker that started them, even 
   const out = execFileSync(process.execPath, [child, modulePath, list], { encoding: 'utf8' });
   assert.deepEqual(JSON.parse(out), [{ during: 4, after: 0 }, { during: 4, after: 0 }]);
 });
+
+test('warmDirectories takes anything without a crash: no argument drops what waits, a non-Buffer, an empty Buffer or relative paths are ignored', () => {
+  type NativeWarm = (paths?: unknown) => undefined;
+  const warm = optionalNativeFunction<NativeWarm>('cairn-list-directory', 'warmDirectories');
+  assert.ok(warm !== null, 'native/list-directory is built by npm ci');
+  for (const argument of [5, 'text', Buffer.alloc(0), Buffer.from('relative\0also/relative\0'), Buffer.from(`${scratch.dir}`), Buffer.from(`${scratch.dir}\0/missing-dir\0`)]) {
+    assert.equal(warm(argument), undefined);
+  }
+  assert.equal(warm(), undefined);
+});

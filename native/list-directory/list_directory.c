@@ -83,17 +83,27 @@ static int read_names(DIR *dir, struct listing *l) {
   }
 }
 
-static napi_value ListDirectory(napi_env env, napi_callback_info info) {
+/* The call's arguments (at most one): how many were given, and the first one's bytes when it is a Buffer (else data stays NULL). */
+static size_t buffer_argument(napi_env env, napi_callback_info info, void **data, size_t *length) {
   size_t argc = 1;
   napi_value argv[1];
+  bool is_buffer = false;
+  *data = NULL;
+  *length = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1 && (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer ||
+                    napi_get_buffer_info(env, argv[0], data, length) != napi_ok)) {
+    *data = NULL;
+  }
+  return argc;
+}
+
+static napi_value ListDirectory(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_get_null(env, &result);
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  if (argc != 1 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer ||
-      napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok || length == 0 || memchr(data, 0, length) != NULL) {
+  if (buffer_argument(env, info, &data, &length) != 1 || data == NULL || length == 0 || memchr(data, 0, length) != NULL) {
     return result;
   }
   char *path = malloc(length + 1);
@@ -269,23 +279,17 @@ static void warm_push(const char *path, size_t length) {
 }
 
 static napi_value WarmDirectories(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   napi_value result;
   napi_get_undefined(env, &result);
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc == 0) {
+  void *data = NULL;
+  size_t length = 0;
+  if (buffer_argument(env, info, &data, &length) == 0) {
     pthread_mutex_lock(&warm_lock);
     warm_drop();
     pthread_mutex_unlock(&warm_lock);
     return result;
   }
-  void *data = NULL;
-  size_t length = 0;
-  bool is_buffer = false;
-  if (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[0], &data, &length) != napi_ok) {
-    return result;
-  }
+  if (data == NULL) return result;
   const char *at = data;
   const char *end = at + length;
   pthread_mutex_lock(&warm_lock);
