@@ -209,9 +209,6 @@ static void warm_one(const char *path) {
 
 static void *warm_thread(void *unused) {
   (void)unused;
-#if defined(__linux__)
-  pthread_setname_np(pthread_self(), "cairn-warm");
-#endif
   for (;;) {
     pthread_mutex_lock(&warm_lock);
     while (warm_count == 0 && !warm_stopping) pthread_cond_wait(&warm_wake, &warm_lock);
@@ -258,6 +255,10 @@ static bool warm_start(napi_env env) {
     int failed = pthread_create(&warm_threads[warm_running], &attr, warm_thread, NULL);
     pthread_attr_destroy(&attr);
     if (failed) break;
+#if defined(__linux__)
+    /* Named here, not by the thread itself, so that they have their name when this call returns (a test counts them by it). */
+    pthread_setname_np(warm_threads[warm_running], "cairn-warm");
+#endif
     warm_running += 1;
   }
   if (warm_running > 0) napi_add_env_cleanup_hook(env, warm_cleanup, NULL);
