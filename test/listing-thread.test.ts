@@ -11,7 +11,6 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { Archive } from '../src/archive/archive.js';
 import { nativePrefetch } from '../src/archive/cold-prefetch.js';
@@ -24,7 +23,7 @@ import { OrderedBackend } from '../src/backends/sequencer.js';
 import { defaultConfig } from '../src/cli/cairn/config.js';
 import { snapshotCommand } from '../src/cli/cairn/snapshot.js';
 import { makeContext, testEnvironment } from './cairn-fixtures.js';
-import { cachedFiles, dropFromPageCache } from './support/page-cache.js';
+import { cachedFiles, diskScratchDir, dropFromPageCache } from './support/page-cache.js';
 import { scratchDir, sleep } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-listing-thread-');
@@ -194,9 +193,9 @@ test('a snapshot leaving out more directories than the thread may list ahead is 
 });
 
 test('for a snapshot that reads every file, the thread asks the kernel to read small files ahead (files dropped from the page cache for real, counted there with mincore)', { timeout: 60_000 }, async (t) => {
-  // Beside the build, on the checkout's disk: a tmpfs keeps every page.
-  const root = mkdtempSync(path.join(fileURLToPath(new URL('..', import.meta.url)), 'prefetch-test-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const disk = diskScratchDir('prefetch-test-');
+  t.after(() => disk.remove());
+  const root = disk.dir;
   const sub = path.join(root, 'sub');
   mkdirSync(sub, { recursive: true });
   const files = Array.from({ length: 64 }, (_, i) => {

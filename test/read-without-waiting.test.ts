@@ -9,9 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { nativeReadNowait } from '../src/archive/cold-prefetch.js';
 import { makeEngine } from '../src/archive/block-engine.js';
@@ -20,11 +19,12 @@ import { blockKey } from '../src/archive/block-codec.js';
 import { BlockType, maxPlaintext } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
 import { readWithoutWaiting } from '../src/archive/read-without-waiting.js';
+import { askToDrop, diskScratchDir } from './support/page-cache.js';
 import { patternBytes } from './support/scratch.js';
 
-const dist = fileURLToPath(new URL('..', import.meta.url));
-const dir = mkdtempSync(path.join(dist, 'read-test-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const scratch = diskScratchDir('read-test-');
+const dir = scratch.dir;
+after(() => scratch.remove());
 
 /** A file of `data`, written, synced and dropped from the page cache. */
 function uncachedFile(name: string, data: Buffer): string {
@@ -36,7 +36,7 @@ function uncachedFile(name: string, data: Buffer): string {
   } finally {
     closeSync(fd);
   }
-  execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+  askToDrop([file]);
   return file;
 }
 
@@ -77,7 +77,7 @@ test('the native module is built here; where the file system reads without waiti
     let answer = probe(file);
     for (let tries = 0; tries < 20 && answer !== -2; tries += 1) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+      askToDrop([file]);
       answer = probe(file);
     }
     assert.equal(answer, -2);

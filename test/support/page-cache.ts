@@ -7,7 +7,16 @@
  * just read, it brings nothing in.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { sleep } from './scratch.js';
+
+/** A fresh directory beside the build (dist/), on the checkout's disk: the system temp dir may be a tmpfs, which keeps every page. */
+export function diskScratchDir(prefix: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(path.join(fileURLToPath(new URL('../..', import.meta.url)), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
 
 const COUNT_CACHED = `
 import ctypes, os, sys
@@ -37,6 +46,11 @@ export function cachedFiles(files: string[]): number {
   return Number(execFileSync('python3', ['-c', COUNT_CACHED, ...files], { encoding: 'utf8' }).trim());
 }
 
+/** Asks the kernel once to drop `files` (written back already) from the page cache: it drops what it can at that moment. */
+export function askToDrop(files: string[]): void {
+  for (const file of files) execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
+
 /**
  * Syncs `files` and drops them from the page cache. The kernel drops only
  * the pages it can at that moment (one still in another CPU's batch of new
@@ -46,7 +60,7 @@ export function cachedFiles(files: string[]): number {
 export async function dropFromPageCache(files: string[]): Promise<void> {
   execFileSync('sync');
   for (let tries = 0; ; tries += 1) {
-    for (const file of files) execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+    askToDrop(files);
     const cached = cachedFiles(files);
     if (cached === 0) return;
     if (tries === 20) throw new Error(`the kernel kept ${cached} of ${files.length} files in the page cache`);
