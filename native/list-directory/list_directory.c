@@ -184,7 +184,8 @@ static napi_value ListDirectory(napi_env env, napi_callback_info info) {
  */
 static pthread_mutex_t warm_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t warm_wake = PTHREAD_COND_INITIALIZER;
-static char *warm_stack[WARM_MAX];
+static char *warm_stack[WARM_MAX]; /* a ring: the oldest at warm_base, the newest warm_count - 1 after it */
+static size_t warm_base = 0;
 static size_t warm_count = 0;
 static pthread_t warm_threads[WARM_THREADS];
 static int warm_running = 0;
@@ -216,7 +217,8 @@ static void *warm_thread(void *unused) {
       pthread_mutex_unlock(&warm_lock);
       return NULL;
     }
-    char *path = warm_stack[--warm_count];
+    warm_count -= 1;
+    char *path = warm_stack[(warm_base + warm_count) % WARM_MAX];
     pthread_mutex_unlock(&warm_lock);
     warm_one(path);
     free(path);
@@ -225,7 +227,10 @@ static void *warm_thread(void *unused) {
 
 /* Drops every waiting path. Called with warm_lock held. */
 static void warm_drop(void) {
-  while (warm_count > 0) free(warm_stack[--warm_count]);
+  while (warm_count > 0) {
+    warm_count -= 1;
+    free(warm_stack[(warm_base + warm_count) % WARM_MAX]);
+  }
 }
 
 /* The environment that started the threads ends: they stop (after the directory each is on) and are joined. */
@@ -272,11 +277,12 @@ static void warm_push(const char *path, size_t length) {
   memcpy(copy, path, length);
   copy[length] = 0;
   if (warm_count == WARM_MAX) {
-    free(warm_stack[0]);
-    memmove(warm_stack, warm_stack + 1, (WARM_MAX - 1) * sizeof(char *));
+    free(warm_stack[warm_base]);
+    warm_base = (warm_base + 1) % WARM_MAX;
     warm_count -= 1;
   }
-  warm_stack[warm_count++] = copy;
+  warm_stack[(warm_base + warm_count) % WARM_MAX] = copy;
+  warm_count += 1;
 }
 
 static napi_value WarmDirectories(napi_env env, napi_callback_info info) {
