@@ -114,6 +114,30 @@ test('a codec opening natively gives the bytes Node\'s decipher gives, and both 
   assert.ok(owned.equals(a));
 });
 
+test('seal and open keep a context per thread with its key: blocks under two keys in turn, and a refused open between good ones, give Node\'s bytes', () => {
+  const gcm = native();
+  const open = nativeOpen();
+  const encryptionKeys = [randomBytes(32), randomBytes(32)];
+  const head = Buffer.of(0, BlockType.data);
+  for (let i = 0; i < 12; i += 1) {
+    // Two keys in turn, and now and then the same key twice: each block is sealed under its own key, with its own nonce.
+    const encryptionKey = encryptionKeys[(i >> 1) % 2 === 0 ? i % 2 : 0] as Buffer;
+    const payload = randomBytes(100 + i * 997);
+    const nonce = randomBytes(12);
+    const key = randomBytes(32).toString('hex');
+    const byNative = sealBlock(encryptionKey, nonce, key, head, payload, gcm);
+    assert.ok(byNative.equals(sealBlock(encryptionKey, nonce, key, head, payload, null)), `block ${i}`);
+    const ciphertext = byNative.subarray(13, byNative.length - 16);
+    const tag = byNative.subarray(byNative.length - 16);
+    const out = Buffer.alloc(ciphertext.length);
+    // The other key first (refused), then the right one: the refusal leaves nothing behind.
+    const other = encryptionKeys[0] === encryptionKey ? encryptionKeys[1] as Buffer : encryptionKeys[0] as Buffer;
+    assert.equal(open(other, nonce, Buffer.from(key, 'latin1'), ciphertext, tag, out), false, `block ${i} under the other key`);
+    assert.equal(open(encryptionKey, nonce, Buffer.from(key, 'latin1'), ciphertext, tag, out), true, `block ${i}`);
+    assert.ok(out.equals(Buffer.concat([head, payload])), `block ${i} opens to its plaintext`);
+  }
+});
+
 test('open refuses bad arguments with an error, never writes past the output, and says false for a wrong tag', () => {
   const open = nativeOpen() as unknown as (...args: unknown[]) => boolean;
   const { seal } = native();
