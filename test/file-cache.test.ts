@@ -294,6 +294,37 @@ test('forget of a file given as a root deletes that file\'s row only, and of / e
   }
 });
 
+test('findUnseen finds ahead the rows forget may delete: a file looked up after it stays, one still unseen goes, and forget of other roots reads every row', async () => {
+  const file = await filled('forget-ahead.sqlite', [
+    ['fp1', '/r/early', KEY_A], ['fp1', '/r/late', KEY_A], ['fp1', '/r/gone', KEY_A], ['fp1', '/elsewhere', KEY_A],
+  ]);
+  const cache = FileCache.open(file);
+  try {
+    cache.findUnseen(['/r']);
+    await cache.use('fp1', await backendWith([KEY_A]));
+    assert.notEqual(cache.lookup(Buffer.from('/r/early'), ID), null);
+    cache.findUnseen(['/r']);
+    // Looked up after the rows were found ahead (a directory whose files the walk takes last): still kept.
+    assert.notEqual(cache.lookup(Buffer.from('/r/late'), ID), null);
+    // A row that was not there when they were found is not looked at again (rows come only from this snapshot's files).
+    const db = new Database(file);
+    db.prepare('INSERT INTO files (archive, path, size, mtime, ctime, inode, level, key) VALUES (?, ?, ?, ?, ?, ?, ?, unhex(?))').run('fp1', '/r/after', '1', '1', '1', '1', 0, KEY_A);
+    db.close();
+    assert.equal(cache.forget(['/r']), 1, '/r/gone only');
+    const left = new Database(file, { readonly: true });
+    try {
+      assert.deepEqual(left.prepare('SELECT path FROM files ORDER BY path').pluck().all(), ['/elsewhere', '/r/after', '/r/early', '/r/late']);
+    } finally {
+      left.close();
+    }
+    // Found ahead for /r, forgotten for /: every row is read, and /elsewhere and /r/after (never looked up) go.
+    cache.findUnseen(['/r']);
+    assert.equal(cache.forget(['/']), 2);
+  } finally {
+    cache.close();
+  }
+});
+
 test('a file cache locked by another program when the snapshot is stored: the snapshot succeeds with a warning, and the next one reads the files again', { timeout: 60_000 }, async () => {
   const src = path.join(scratch.dir, 'locked-src');
   mkdirSync(src, { recursive: true });

@@ -112,6 +112,8 @@ export class FileCache {
   /** Set by `use`: the rows of this archive are the ones read and written. */
   private archive: string | null = null;
   private preloaded: Promise<Loaded> | null = null;
+  /** What `findUnseen` found ahead of `forget`: of which archive and roots. */
+  private unseenAhead: { archive: string; roots: string; files: string[] } | null = null;
   /** How many archives' rows `preload` found (2: two or more); null before it ran. */
   private preloadedArchives: number | null = null;
   /** Whose rows `assume` took: an archive's fingerprint, '' for none (the file was empty), null when it did not. */
@@ -350,24 +352,17 @@ export class FileCache {
    * Rows were only ever added, so a tree whose files come and go made the
    * cache, and every snapshot's reading of it, grow without end. Returns how
    * many file rows were deleted. A row deleted wrongly costs a read, nothing
-   * more.
+   * more. The rows are looked at again only among those `findUnseen` found,
+   * when it ran for these roots.
    */
   forget(roots: string[]): number {
     const archive = this.archive;
     if (archive === null) throw new Error('FileCache.forget before use');
-    // The walk's own spelling of a path: the bytes of the resolved path, read as latin1.
-    const prefixes = roots.map((r) => Buffer.from(path.resolve(r)).toString('latin1')).map((r) => (r.endsWith('/') ? r : `${r}/`));
-    const under = (file: string): boolean => prefixes.some((prefix) => file.startsWith(prefix) || `${file}/` === prefix);
-    // A file in a directory whose memo was used was not looked up, and is still there.
-    const seen = (file: string): boolean => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/')));
-    const gone: string[] = [];
-    // Every row, not only those read: those of directories the walk did not look in (gone, or left out) too.
-    // (With none at the start, every row is this snapshot's: none to delete.)
-    if (this.rowsArchive !== null) {
-      for (const file of this.db.prepare<[string], string>('SELECT path FROM files WHERE archive = ?').pluck().iterate(archive)) {
-        if (!seen(file) && under(file)) gone.push(file);
-      }
-    }
+    const { under, seen } = this.forgetTests(roots);
+    const ahead = this.unseenAhead;
+    this.unseenAhead = null;
+    const candidates = ahead !== null && ahead.archive === archive && ahead.roots === roots.join('\0') ? ahead.files : this.unseenRows(archive, roots);
+    const gone = candidates.filter((file) => !seen(file));
     const goneDirs = [...this.dirs.keys(), ...this.lostDirs].filter((dir) => !this.keptDirs.has(dir) && under(dir));
     if (gone.length > 0 || goneDirs.length > 0) {
       const remove = this.db.prepare('DELETE FROM files WHERE archive = ? AND path = ?');
@@ -381,6 +376,45 @@ export class FileCache {
     }
     this.lostDirs = [];
     return gone.length;
+  }
+
+  /**
+   * Once the walk has looked up every file (the contents of some may still
+   * be being read): finds the rows `forget` would delete as things stand.
+   * What is seen now stays seen, so `forget` then looks again at these
+   * only, instead of reading every row of the archive after the snapshot is
+   * committed: 49 ms for the bench tree's 33,000 rows, at the end of an
+   * incremental snapshot, where they can be read while the block worker
+   * still hashes a big changed file. Does nothing before `use`.
+   */
+  findUnseen(roots: string[]): void {
+    const archive = this.archive;
+    if (archive === null) return;
+    this.unseenAhead = { archive, roots: roots.join('\0'), files: this.unseenRows(archive, roots) };
+  }
+
+  /** Whether a row's path is under `roots`, and whether this session's snapshot saw it. */
+  private forgetTests(roots: string[]): { under(file: string): boolean; seen(file: string): boolean } {
+    // The walk's own spelling of a path: the bytes of the resolved path, read as latin1.
+    const prefixes = roots.map((r) => Buffer.from(path.resolve(r)).toString('latin1')).map((r) => (r.endsWith('/') ? r : `${r}/`));
+    return {
+      under: (file) => prefixes.some((prefix) => file.startsWith(prefix) || `${file}/` === prefix),
+      // A file in a directory whose memo was used was not looked up, and is still there.
+      seen: (file) => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/'))),
+    };
+  }
+
+  /** The paths of the archive's rows under `roots` that the snapshot has not seen so far. */
+  private unseenRows(archive: string, roots: string[]): string[] {
+    // Every row, not only those read: those of directories the walk did not look in (gone, or left out) too.
+    // (With none at the start, every row is this snapshot's: none to delete.)
+    if (this.rowsArchive === null) return [];
+    const { under, seen } = this.forgetTests(roots);
+    const unseen: string[] = [];
+    for (const file of this.db.prepare<[string], string>('SELECT path FROM files WHERE archive = ?').pluck().iterate(archive)) {
+      if (!seen(file) && under(file)) unseen.push(file);
+    }
+    return unseen;
   }
 
   close(): void {

@@ -205,6 +205,8 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
         sizes: chunkSizes(blockLimit),
         maxPlaintext: blockLimit,
         cache,
+        // The rows `forget` may delete are found while the last files are read, not after the commit.
+        onWalked: cache === undefined ? undefined : () => findUnseen(cache, paths),
         include: options.include,
         includeFingerprint: options.includeFingerprint,
         rules: options.rules,
@@ -306,6 +308,15 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
       }
     },
   };
+}
+
+/** FileCache.findUnseen; when it fails, `forget` reads the rows itself (and says what failed). */
+function findUnseen(cache: FileCache, paths: string[]): void {
+  try {
+    cache.findUnseen(paths);
+  } catch {
+    // Nothing is lost: forget looks at every row, as without it.
+  }
 }
 
 /**

@@ -53,6 +53,8 @@ export interface TreeWriterOptions {
   excludeAbsolute?: string[];
   /** Called for each file or directory skipped, with the reason. */
   onSkip?: (relPath: string, reason: string) => void;
+  /** Called once, when every directory is listed and every file looked up (their contents may still be being read). */
+  onWalked?: (() => void) | undefined;
   /** Called after roughly every `checkpointBytes` read, to flush and commit the file cache. */
   onCheckpoint?: () => Promise<void>;
   checkpointBytes?: number;
@@ -174,7 +176,9 @@ export class TreeWriter {
     }));
     if (absolute.length === 1 && (stats[0] as BigIntStats).isDirectory()) {
       const abs = Buffer.from(absolute[0] as string);
-      const root = await (await this.directory(abs, [], '', this.options.rules ?? [])).done;
+      const walked = await this.directory(abs, [], '', this.options.rules ?? []);
+      this.options.onWalked?.();
+      const root = await walked.done;
       const rootEntry = this.baseEntry(Buffer.from(path.basename(absolute[0] as string) || 'root'), stats[0] as BigIntStats, 'dir');
       rootEntry.content = root;
       return { root, rootEntry };
@@ -188,6 +192,7 @@ export class TreeWriter {
       seen.add(name);
       entries.push((await this.child(Buffer.from(abs), Buffer.from(name), [], '', stats[i] as BigIntStats, this.options.rules ?? [])).entry);
     }
+    this.options.onWalked?.();
     const done = (await Promise.all(entries)).filter((e): e is Entry => e !== null);
     this.progress.dirs += 1;
     return { root: await writeDirectory(this.options.writer, done, this.options.maxPlaintext) };
