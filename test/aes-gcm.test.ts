@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -259,3 +260,33 @@ test('blockKey refuses bad arguments with an error', () => {
   assert.throws(() => blockKeyOf(randomBytes(32), 1), TypeError);
   assert.throws(() => blockKeyOf(randomBytes(32), 1, new Uint16Array(4)), TypeError);
 });
+
+test('a process where only worker threads load cairn-aes-gcm outlives them: a worker seals and names blocks, ends, and another does the same (it crashed when the first ended)', { skip: process.platform !== 'linux' }, () => {
+  const module = new URL('../src/archive/block-codec.js', import.meta.url).href;
+  // The main thread of this child never imports block-codec.js: each worker is the only one to have loaded the module.
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const body = \`
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(module)}).then(({ BlockCodec, blockKey, sealsNatively }) => {
+        const key = Buffer.alloc(32, 7);
+        const sealed = new BlockCodec(key).seal(blockKey(key, 1, Buffer.from('data')), 1, Buffer.from('data'));
+        parentPort.postMessage(sealsNatively && sealed.length > 0);
+      });
+    \`;
+    (async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const worker = new Worker(body, { eval: true });
+        const sealed = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+        if (sealed !== true) throw new Error('not sealed natively');
+        await new Promise((resolve) => worker.once('exit', resolve));
+      }
+      console.log('three workers ended');
+    })();
+  `;
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(child.signal, null, `the child ended by ${child.signal}: ${child.stderr}`);
+  assert.equal(child.status, 0, child.stderr);
+  assert.match(child.stdout, /three workers ended/);
+});
+

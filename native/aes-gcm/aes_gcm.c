@@ -6,6 +6,8 @@
  * the OpenSSL that Node itself carries (its symbols are the process's).
  * open is the reverse; the module also exports blockKey (block_key.c).
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <node_api.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -173,7 +175,21 @@ static napi_value open_sealed(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * The module stays loaded for good once loaded. Node unloads an addon when
+ * the last thread that loaded it ends (a worker that alone used it, say),
+ * but the per-thread contexts here and in block_key.c are freed at thread
+ * exit by destructors in this library: the process crashed when a thread
+ * ended after the library was gone.
+ */
+static pthread_once_t pin_once = PTHREAD_ONCE_INIT;
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_library, &info) != 0 && info.dli_fname != NULL) dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  pthread_once(&pin_once, pin_library);
   napi_value fn;
   if (napi_create_function(env, "seal", NAPI_AUTO_LENGTH, seal, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "seal", fn) != napi_ok) return NULL;
