@@ -71,6 +71,56 @@ test('block workers read files (small ones packed into shared windows, one that 
   }
 });
 
+test('a block worker reads the next window of a big file before it is asked for, while this thread is busy: the same chunks, sealing to their own bytes, and a file given up while a window is read ahead is closed once that read is done', { skip: process.platform !== 'linux' }, async () => {
+  const scratch = scratchDir();
+  const engine = fileReadingEngine(1);
+  const codec = new BlockCodec(keys.block, 'zstd', 3);
+  const openFiles = (): number => readdirSync('/proc/self/fd').length;
+  try {
+    const reader = engine.readFile;
+    assert.ok(reader !== null);
+    const data = patternBytes(40 * 1024 * 1024, 61);
+    const file = path.join(scratch.dir, 'big');
+    writeFileSync(file, data);
+    const want = expected(data);
+    const readWhole = async (): Promise<HeldBlock[]> => {
+      const got: HeldBlock[] = [];
+      for await (const window of reader(Buffer.from(file), data.length)) {
+        // Each window's blocks are sealed (their window goes back to the worker's spares), then this thread is busy for a while.
+        for (const block of window.blocks) {
+          const plaintext = (want[got.length] as { plaintext: Buffer }).plaintext;
+          assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(plaintext), `block ${got.length}`);
+          got.push(block);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      return got;
+    };
+    // The first file fills the worker's spare windows; the second is read ahead from them.
+    for (let round = 0; round < 2; round += 1) {
+      const got = await readWhole();
+      assert.deepEqual(got.map((b) => [b.key, b.size]), want.map((w) => [w.key, w.plaintext.length]), `round ${round}: chunks`);
+    }
+    assert.ok((engine.windowsReadAhead ?? 0) >= 5, `${engine.windowsReadAhead} of the 20 windows read ahead`);
+    // Given up after two windows: a window is being read ahead, and the file is closed once that read is done.
+    const before = openFiles();
+    const windows = reader(Buffer.from(file), data.length);
+    for (let i = 0; i < 2; i += 1) {
+      const { value } = await windows.next();
+      for (const block of (value as { blocks: HeldBlock[] }).blocks) engine.drop(block);
+    }
+    assert.equal(openFiles(), before + 1, 'the file is open while it is read');
+    await windows.return(undefined);
+    for (let i = 0; i < 100 && openFiles() > before; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(openFiles(), before, 'closed after the window read ahead');
+    // And the worker goes on: the file is read whole again.
+    assert.equal((await readWhole()).length, want.length);
+  } finally {
+    await engine.close();
+    scratch.remove();
+  }
+});
+
 test('a block worker reads a batch of small files in one round trip: the same chunks as the in-thread chunker, a missing file as its error, one that grew past its lstat size as grew, one that shrank as what it holds; two batches at once share the windows, and every chunk seals to its own bytes', async () => {
   const scratch = scratchDir();
   const engine = fileReadingEngine(1);

@@ -33,6 +33,8 @@ export interface BlockEngine {
    * `size` comes back `grew` (read it with `readFile`).
    */
   readSmallFiles: ((files: SmallFile[]) => Promise<SmallFileRead[]>) | null;
+  /** Windows of big files that a worker had read before they were asked for (block-worker.ts, readAhead). */
+  readonly windowsReadAhead?: number;
   close(): Promise<void>;
 }
 
@@ -128,7 +130,7 @@ const INLINE_BELOW = 64 * 1024;
 
 type Reply = {
   id: number; key?: string; sealed?: Uint8Array[]; error?: string; recycle?: Uint8Array[];
-  chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean;
+  chunks?: Array<[id: number, key: string, size: number]>; bytes?: number; done?: boolean; ahead?: boolean;
   files?: SmallFileReply[];
 };
 
@@ -147,6 +149,7 @@ const KEEP_PER_CLASS = 16;
 
 class WorkerEngine implements BlockEngine {
   readonly copiesInput = true;
+  windowsReadAhead = 0;
   private readonly workers: Array<Worker | null> = [];
   private closed = false;
   private readonly waiting = new Map<number, { resolve(value: Reply): void; reject(err: Error): void }>();
@@ -322,6 +325,7 @@ class WorkerEngine implements BlockEngine {
         const reply = await this.ask(worker, { op, id, fileId, path: name, size });
         op = 'file-next';
         done = reply.done === true;
+        if (reply.ahead === true) this.windowsReadAhead += 1;
         const blocks = (reply.chunks ?? []).map(([heldId, key, size]): WorkerHeld => ({ id: heldId, key, size, worker }));
         for (const b of blocks) this.load[worker] = (this.load[worker] as number) + b.size;
         yield { blocks, bytes: reply.bytes ?? 0 };

@@ -106,30 +106,82 @@ type Message =
  * disk (three per file, each waking a pool thread and then this one: on the
  * bench tree that was 0.4 s of CPU; bench/NOTES.md, "Fourth pass"); one not
  * cached yet is read in the pool (read-without-waiting.ts). Reads are at
- * explicit positions (`position`). Each file has at most one
- * request outstanding (the main thread asks for its next window only after
- * the reply), so a file's own state is never touched by two reads at once;
- * what files share (the packed window, the pool) is claimed synchronously
- * before a read starts.
+ * explicit positions (`position`). Each file has at most one read
+ * outstanding (the main thread asks for its next window only after the
+ * reply, and a window read ahead is awaited before another is read), so a
+ * file's own state is never touched by two reads at once; what files share
+ * (the packed window, the pool) is claimed synchronously before a read
+ * starts.
  *
- * readWindow reads one window of a file, cuts it, names the chunks and keeps them; the reply lists them.
+ * readWindow answers with the next window of a file (the one read ahead, or
+ * one read now), cut and its chunks named and kept; the reply lists them.
  */
 async function readWindow(id: number, fileId: number): Promise<void> {
+  let prepared: Prepared;
+  let early: Promise<Prepared> | undefined;
+  try {
+    early = ahead.get(fileId);
+    ahead.delete(fileId);
+    prepared = await (early ?? nextWindow(fileId));
+  } catch (err) {
+    fileFailed(id, fileId, err as Error);
+    return;
+  }
+  sendWindow(id, prepared, early !== undefined);
+  if (!prepared.final) readAhead(fileId);
+}
+
+/** A window of a file read, cut and named: its chunks ([held id, key, size]), the bytes read, and whether it was the file's last. */
+interface Prepared {
+  chunks: Array<[number, string, number]>;
+  bytes: number;
+  final: boolean;
+}
+
+/** Reads, cuts and names the next window of a big file (a failed read throws; the caller reports it). */
+async function nextWindow(fileId: number): Promise<Prepared> {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   const buffer = takeWindow();
   file.rest.copy(buffer, 0);
   releaseWindow(file.window);
   file.window = buffer;
-  let bytes: number;
-  try {
-    bytes = await readInPool(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
-    file.position += bytes;
-  } catch (err) {
-    fileFailed(id, fileId, err as Error);
-    return;
+  const bytes = await readInPool(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
+  file.position += bytes;
+  return cutWindow(fileId, buffer, buffer, bytes, READ_SIZE, false);
+}
+
+/**
+ * The next window of a big file is read, cut and named as soon as the
+ * last one's reply is sent, not when the main thread asks for it: the main
+ * thread asks between its walk's slices, and while it walked, the full
+ * tree's incremental snapshot had this thread wait 220 ms for the 304 MB
+ * log's first 30 windows (bench/NOTES.md, "Eighteenth pass"). One file at
+ * a time, and only into a spare window (one already in memory): a window
+ * read ahead is not counted by the main thread until it asks for it.
+ */
+const ahead = new Map<number, Promise<Prepared>>();
+
+function readAhead(fileId: number): void {
+  const file = files.get(fileId);
+  if (file === undefined || file.small || ahead.size > 0 || pool.length === 0) return;
+  const prepared = nextWindow(fileId);
+  prepared.catch(() => undefined);
+  ahead.set(fileId, prepared);
+}
+
+/** `early`: the window was read ahead (counted by the engine). */
+function sendWindow(id: number, prepared: Prepared, early = false): void {
+  parentPort?.postMessage({ id, chunks: prepared.chunks, bytes: prepared.bytes, done: prepared.final, ...(early ? { ahead: true } : {}) });
+}
+
+/** Forgets the chunks of a window read ahead that the main thread will not ask for. */
+function dropPrepared(prepared: Prepared): void {
+  for (const [heldId] of prepared.chunks) {
+    const block = held.get(heldId);
+    held.delete(heldId);
+    releaseWindow(block?.window);
   }
-  cutWindow(id, fileId, buffer, buffer, bytes, READ_SIZE, false);
 }
 
 /**
@@ -178,7 +230,7 @@ async function readSmall(id: number, fileId: number, size: number): Promise<void
       parentPort?.postMessage({ id, chunks: [], bytes, done: false });
       return;
     }
-    cutWindow(id, fileId, window, window.subarray(at, at + bytes), bytes, claim, true);
+    sendWindow(id, cutWindow(fileId, window, window.subarray(at, at + bytes), bytes, claim, true));
   } finally {
     releaseWindow(window);
   }
@@ -251,7 +303,7 @@ function fileFailed(id: number, fileId: number, err: Error): void {
 }
 
 /** Cuts what was read into `view` of `buffer` (after the file's undecided tail), names the chunks and keeps them. */
-function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, bytes: number, asked: number, shared: boolean): void {
+function cutWindow(fileId: number, buffer: Buffer, view: Buffer, bytes: number, asked: number, shared: boolean): Prepared {
   const file = files.get(fileId);
   if (file === undefined) throw new Error(`no file ${fileId} open`);
   // A short read of a regular file is its end: no second round trip to read nothing.
@@ -277,7 +329,7 @@ function cutWindow(id: number, fileId: number, buffer: Buffer, view: Buffer, byt
     chunks.push([heldId, key, chunk.length]);
   }
   if (final) closeFile(fileId);
-  parentPort?.postMessage({ id, chunks, bytes, done: final });
+  return { chunks, bytes, final };
 }
 
 /** Opens a file and reads its first window (or its place in the shared window). */
@@ -312,7 +364,11 @@ parentPort?.on('message', (msg: Message) => {
     } else if (msg.op === 'small-files') {
       readSmallFiles(msg.id, msg.paths, msg.sizes).catch(failed(msg.id));
     } else if (msg.op === 'file-close') {
-      closeFile(msg.fileId);
+      const early = ahead.get(msg.fileId);
+      ahead.delete(msg.fileId);
+      // A window being read ahead: the file is closed once its read is done (its descriptor is in use until then).
+      if (early === undefined) closeFile(msg.fileId);
+      else void early.then(dropPrepared, () => undefined).finally(() => closeFile(msg.fileId));
     } else if (msg.op === 'hash') {
       const key = blockKey(hashKey, msg.type, msg.plaintext);
       held.set(msg.id, { key, type: msg.type, plaintext: msg.plaintext, own: true });
