@@ -19,8 +19,8 @@ function expected(data: Buffer): Array<{ key: string; plaintext: Buffer }> {
 }
 
 /** An engine of `workers` block workers that read files with the test's chunker. */
-function fileReadingEngine(workers: number) {
-  return makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers, chunker: { seed: keys.chunker, sizes } });
+function fileReadingEngine(workers: number, readAhead = false) {
+  return makeEngine({ hashKey: keys.blockHash, encryptionKey: keys.block, compression: 'zstd', level: 3, workers, chunker: { seed: keys.chunker, sizes }, readAhead });
 }
 
 test('block workers read files (small ones packed into shared windows, one that grew past its lstat size and one that shrank, big ones in windows), one after the other and all at once, into the same chunks as the in-thread chunker, and every held chunk seals to its own bytes after all were read', async () => {
@@ -71,9 +71,10 @@ test('block workers read files (small ones packed into shared windows, one that 
   }
 });
 
-test('a block worker reads the next window of a big file before it is asked for, while this thread is busy: the same chunks, sealing to their own bytes, and a file given up while a window is read ahead is closed once that read is done', { skip: process.platform !== 'linux' }, async () => {
+test('a block worker asked to read ahead reads the next window of a big file before it is asked for, while this thread is busy (one not asked to never does): the same chunks, sealing to their own bytes, and a file given up while a window is read ahead is closed once that read is done', { skip: process.platform !== 'linux' }, async () => {
   const scratch = scratchDir();
-  const engine = fileReadingEngine(1);
+  const engine = fileReadingEngine(1, true);
+  const plain = fileReadingEngine(1);
   const codec = new BlockCodec(keys.block, 'zstd', 3);
   const openFiles = (): number => readdirSync('/proc/self/fd').length;
   try {
@@ -83,13 +84,13 @@ test('a block worker reads the next window of a big file before it is asked for,
     const file = path.join(scratch.dir, 'big');
     writeFileSync(file, data);
     const want = expected(data);
-    const readWhole = async (): Promise<HeldBlock[]> => {
+    const readWhole = async (through = engine): Promise<HeldBlock[]> => {
       const got: HeldBlock[] = [];
-      for await (const window of reader(Buffer.from(file), data.length)) {
+      for await (const window of (through.readFile as NonNullable<typeof reader>)(Buffer.from(file), data.length)) {
         // Each window's blocks are sealed (their window goes back to the worker's spares), then this thread is busy for a while.
         for (const block of window.blocks) {
           const plaintext = (want[got.length] as { plaintext: Buffer }).plaintext;
-          assert.ok(codec.open(block.key, BlockType.data, await engine.seal(block)).equals(plaintext), `block ${got.length}`);
+          assert.ok(codec.open(block.key, BlockType.data, await through.seal(block)).equals(plaintext), `block ${got.length}`);
           got.push(block);
         }
         await new Promise((resolve) => setTimeout(resolve, 30));
@@ -102,6 +103,8 @@ test('a block worker reads the next window of a big file before it is asked for,
       assert.deepEqual(got.map((b) => [b.key, b.size]), want.map((w) => [w.key, w.plaintext.length]), `round ${round}: chunks`);
     }
     assert.ok((engine.windowsReadAhead ?? 0) >= 5, `${engine.windowsReadAhead} of the 20 windows read ahead`);
+    for (let round = 0; round < 2; round += 1) assert.equal((await readWhole(plain)).length, want.length);
+    assert.equal(plain.windowsReadAhead, 0, 'an engine not asked to read ahead does not');
     // Given up after two windows: a window is being read ahead, and the file is closed once that read is done.
     const before = openFiles();
     const windows = reader(Buffer.from(file), data.length);
@@ -117,6 +120,7 @@ test('a block worker reads the next window of a big file before it is asked for,
     assert.equal((await readWhole()).length, want.length);
   } finally {
     await engine.close();
+    await plain.close();
     scratch.remove();
   }
 });

@@ -71,6 +71,15 @@ export interface EngineOptions {
   workers?: number;
   /** For reading files in the workers: the chunker's seed and sizes. */
   chunker?: { seed: Buffer; sizes: ChunkSizes };
+  /**
+   * Whether a worker reads a big file's next window before it is asked for
+   * (block-worker.ts, readAhead): for a snapshot that finds most files in
+   * its file cache, whose worker otherwise waits on the walking main thread.
+   * Not for one that reads every file: there the worker is the bottleneck,
+   * and a window read ahead only held back the batches of small files and
+   * raised the first snapshot's peak (bench/NOTES.md, "Eighteenth pass").
+   */
+  readAhead?: boolean;
 }
 
 /** How many worker threads `makeEngine` gives an engine with these options (0: it works in this thread). */
@@ -193,7 +202,7 @@ class WorkerEngine implements BlockEngine {
     const options = this.options;
     const worker = startWorker('block-worker.js', {
       hashKey: options.hashKey, encryptionKey: options.encryptionKey, compression: options.compression, level: options.level,
-      chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes,
+      chunkerSeed: options.chunker?.seed, chunkSizes: options.chunker?.sizes, readAhead: options.readAhead === true,
     });
     worker.on('message', (reply: Reply) => {
       if (reply.recycle !== undefined) for (const plaintext of reply.recycle) this.recycle(plaintext.buffer as ArrayBuffer);

@@ -14,7 +14,7 @@ import { optionalNativeFunction } from '../optional-native.js';
  */
 const data = workerData as {
   hashKey: Uint8Array; encryptionKey: Uint8Array; compression: Compression; level: number;
-  chunkerSeed?: Uint8Array; chunkSizes?: ChunkSizes;
+  chunkerSeed?: Uint8Array; chunkSizes?: ChunkSizes; readAhead?: boolean;
 };
 const hashKey = Buffer.from(data.hashKey);
 const codec = new BlockCodec(Buffer.from(data.encryptionKey), data.compression, data.level);
@@ -156,15 +156,17 @@ async function nextWindow(fileId: number): Promise<Prepared> {
  * last one's reply is sent, not when the main thread asks for it: the main
  * thread asks between its walk's slices, and while it walked, the full
  * tree's incremental snapshot had this thread wait 220 ms for the 304 MB
- * log's first 30 windows (bench/NOTES.md, "Eighteenth pass"). One file at
- * a time, and only into a spare window (one already in memory): a window
- * read ahead is not counted by the main thread until it asks for it.
+ * log's first 30 windows (bench/NOTES.md, "Eighteenth pass"). Only when
+ * the engine asks for it (EngineOptions.readAhead: a snapshot with file
+ * cache rows), one file at a time, and only into a spare window (one
+ * already in memory): a window read ahead is not counted by the main
+ * thread until it asks for it.
  */
 const ahead = new Map<number, Promise<Prepared>>();
 
 function readAhead(fileId: number): void {
   const file = files.get(fileId);
-  if (file === undefined || file.small || ahead.size > 0 || pool.length === 0) return;
+  if (data.readAhead !== true || file === undefined || file.small || ahead.size > 0 || pool.length === 0) return;
   const prepared = nextWindow(fileId);
   prepared.catch(() => undefined);
   ahead.set(fileId, prepared);

@@ -262,7 +262,8 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
     finish: async (archive) => {
       if (abandoned || finishing) throw new Error('this snapshot was finished or given up already');
       finishing = true;
-      const engine = makeEngine(engineOptions(archive, options));
+      // Big files' windows are read ahead only where the worker would wait on the walk: with file cache rows.
+      const engine = makeEngine({ ...engineOptions(archive, options), readAhead: cache?.hasRows() === true });
       try {
         await ready.catch(() => false);
         if (cache !== undefined) {
