@@ -294,6 +294,22 @@ test('forget of a file given as a root deletes that file\'s row only, and of / e
   }
 });
 
+test('forget keeps the rows of a directory whose memo was used (its files not looked up), and deletes those of files gone from one walked and memoed again', async () => {
+  const file = await filled('forget-memos.sqlite', [['fp1', '/r/kept/a', KEY_A], ['fp1', '/r/walked/seen', KEY_A], ['fp1', '/r/walked/gone', KEY_A]]);
+  const cache = FileCache.open(file);
+  try {
+    await cache.use('fp1', await backendWith([KEY_A]));
+    cache.keepDirectory('/r/kept');
+    assert.notEqual(cache.lookup(Buffer.from('/r/walked/seen'), ID), null);
+    cache.stageDirectory('/r/walked', { digest: 'd', subs: '', ref: { level: 0, key: KEY_A }, files: 1, bytes: 10 });
+    assert.equal(cache.forget(['/r']), 1, '/r/walked/gone only');
+    assert.equal(cache.lookup(Buffer.from('/r/walked/gone'), ID), null);
+    assert.notEqual(cache.lookup(Buffer.from('/r/kept/a'), ID), null);
+  } finally {
+    cache.close();
+  }
+});
+
 test('findUnseen finds ahead the rows forget may delete: a file looked up after it stays, one still unseen goes, and forget of other roots reads every row', async () => {
   const file = await filled('forget-ahead.sqlite', [
     ['fp1', '/r/early', KEY_A], ['fp1', '/r/late', KEY_A], ['fp1', '/r/gone', KEY_A], ['fp1', '/elsewhere', KEY_A],

@@ -186,18 +186,20 @@ test('a walk told to wait (`when` false, or `whenWarm` without a listing thread)
   }
 });
 
-test('a snapshot forgets the cache rows of files deleted since the last one (the cache does not grow with every file that ever was)', async () => {
+test('a snapshot forgets the cache rows of files deleted since the last one, a whole directory\'s and one file of a directory still there (the cache does not grow with every file that ever was)', async () => {
   const { archive } = await newArchive();
   const src = makeSource('forgetting');
   const cacheFile = path.join(scratch.dir, 'forgetting.sqlite');
   try {
     await cachedFirstSnapshot(archive, src, cacheFile);
     rmSync(path.join(src, 'd3'), { recursive: true });
+    rmSync(path.join(src, 'd5', 'f3'));
     await cachedFirstSnapshot(archive, src, cacheFile);
     const db = new Database(cacheFile, { readonly: true });
     try {
-      assert.equal(db.prepare('SELECT count(*) FROM files').pluck().get(), FILES - 10);
       assert.equal(db.prepare("SELECT count(*) FROM files WHERE path LIKE '%/d3/%'").pluck().get(), 0);
+      assert.equal(db.prepare("SELECT count(*) FROM files WHERE path LIKE '%/d5/f3'").pluck().get(), 0, 'the row of the file deleted from d5');
+      assert.equal(db.prepare('SELECT count(*) FROM files').pluck().get(), FILES - 11);
     } finally {
       db.close();
     }

@@ -102,8 +102,14 @@ export class FileCache {
   private staged: Row[] = [];
   private dirs = new Map<string, DirectoryMemo>();
   private stagedDirs: Array<[string, DirectoryMemo]> = [];
-  /** Directories whose memo a snapshot used or staged: their memos, and the rows of their files, are kept by `forget`. */
+  /** Directories whose memo a snapshot used or staged: their memos are kept by `forget`. */
   private readonly keptDirs = new Set<string>();
+  /**
+   * Directories whose memo a snapshot used: their files were not looked up,
+   * and `forget` keeps their rows. (A staged memo's directory was walked:
+   * its files were looked up, and the rows of those gone from it go.)
+   */
+  private readonly recalledDirs = new Set<string>();
   private readonly insert: Database.Statement;
   private readonly insertDir: Database.Statement;
   private readonly selectDirs: Database.Statement<[string], [path: string, digest: string, subs: string, level: number, key: string, files: number, bytes: number]>;
@@ -318,6 +324,7 @@ export class FileCache {
   /** The snapshot used the memo of `dir`: `forget` keeps it and its files' rows. */
   keepDirectory(dir: string): void {
     this.keptDirs.add(dir);
+    this.recalledDirs.add(dir);
   }
 
   /** Remembers a directory's block, to be committed after the next flush (as file rows). */
@@ -400,7 +407,7 @@ export class FileCache {
     return {
       under: (file) => prefixes.some((prefix) => file.startsWith(prefix) || `${file}/` === prefix),
       // A file in a directory whose memo was used was not looked up, and is still there.
-      seen: (file) => this.visited.has(file) || this.keptDirs.has(file.slice(0, file.lastIndexOf('/'))),
+      seen: (file) => this.visited.has(file) || this.recalledDirs.has(file.slice(0, file.lastIndexOf('/'))),
     };
   }
 
