@@ -189,7 +189,9 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
   const cache = options.cache;
   let finishing = false;
   let abandoned = false;
-  const listings = options.listings ?? (listingThreadWanted(options) ? new ListingThread(paths, options.excludeAbsolute, !(cache?.hasRows() ?? false)) : null);
+  /** Without file cache rows every file is read: the listing thread reads small files ahead, and the block worker does not read big ones ahead. */
+  const readsEveryFile = !(cache?.hasRows() ?? false);
+  const listings = options.listings ?? (listingThreadWanted(options) ? new ListingThread(paths, options.excludeAbsolute, readsEveryFile) : null);
   /** Only the first walk takes the thread's listings: a walk given up and begun again lists for itself. */
   let listingsFor: TreeWriter | null = null;
 
@@ -263,7 +265,7 @@ export function startSnapshot(backend: Backend, paths: string[], options: Snapsh
       if (abandoned || finishing) throw new Error('this snapshot was finished or given up already');
       finishing = true;
       // Big files' windows are read ahead only where the worker would wait on the walk: with file cache rows.
-      const engine = makeEngine({ ...engineOptions(archive, options), readAhead: cache?.hasRows() === true });
+      const engine = makeEngine({ ...engineOptions(archive, options), readAhead: !readsEveryFile });
       try {
         await ready.catch(() => false);
         if (cache !== undefined) {
