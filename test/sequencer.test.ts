@@ -40,3 +40,35 @@ test('an operation that throws at once is a rejection, and the next one on its r
   await assert.rejects(failing, /refused/);
   assert.equal(await seq.run(['a'], async () => 'next'), 'next');
 });
+
+test('a read of many resources is ordered with operations on each of them, not with other such reads', async () => {
+  const seq = new Sequencer();
+  const done: string[] = [];
+  const read = (label: string, ms: number) => seq.runRead(['a', 'b', 'c'], async () => {
+    await later(ms);
+    done.push(label);
+  });
+  await Promise.all([
+    note(seq, done, ['b'], 'write b before', 20),
+    read('read 1', 30),
+    read('read 2', 0),
+    note(seq, done, ['c'], 'write c after'),
+    note(seq, done, ['d'], 'write d'),
+  ]);
+  // 'read 2' does not wait for 'read 1'; both wait for the write before them; the write of c waits for both.
+  assert.deepEqual(done, ['write d', 'write b before', 'read 2', 'read 1', 'write c after']);
+});
+
+test('a whole-archive operation waits for a read of many resources, and a failed read releases its resources', async () => {
+  const seq = new Sequencer();
+  const done: string[] = [];
+  const failing = seq.runRead(['a'], async () => {
+    await later(20);
+    throw new Error('refused');
+  });
+  const all = note(seq, done, 'all', 'all');
+  const after = note(seq, done, ['a'], 'a after');
+  await assert.rejects(failing, /refused/);
+  await Promise.all([all, after]);
+  assert.deepEqual(done, ['all', 'a after']);
+});

@@ -185,10 +185,13 @@ export class FileCache {
    * the small bench tree spent 150-200 ms here after the unlock.
    */
   preload(backend: Backend): void {
-    const archives = this.db.prepare('SELECT DISTINCT archive FROM files LIMIT 2').pluck().all() as string[];
-    this.preloadedArchives = archives.length;
-    if (archives.length !== 1) return;
-    this.preloaded = this.read(archives[0] as string, backend);
+    // Two seeks in the primary key's order: the first archive, then any after it. (`SELECT DISTINCT archive ...
+    // LIMIT 2` looked at every row to find no second one: 45 ms of the 33,000 rows of the full bench tree.)
+    const first = this.db.prepare('SELECT archive FROM files LIMIT 1').pluck().get() as string | undefined;
+    const another = first !== undefined && this.db.prepare('SELECT 1 FROM files WHERE archive > ? LIMIT 1').pluck().get(first) !== undefined;
+    this.preloadedArchives = first === undefined ? 0 : another ? 2 : 1;
+    if (first === undefined || another) return;
+    this.preloaded = this.read(first, backend);
     this.preloaded.catch(() => undefined);
   }
 

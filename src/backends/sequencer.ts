@@ -12,6 +12,8 @@ import type {
 export class Sequencer {
   private readonly tails = new Map<string, Promise<void>>();
   private readonly pending = new Set<Promise<void>>();
+  /** Reads of many resources in flight (see runRead): later operations on one of them wait for it. */
+  private readonly wideReads = new Set<WideRead>();
   private barrier: Promise<void> = Promise.resolve();
 
   /** Runs `fn` after every earlier operation on the same resources (or after all, for 'all'). */
@@ -24,6 +26,10 @@ export class Sequencer {
       for (const resource of resources) {
         const tail = this.tails.get(resource);
         if (tail !== undefined) waits.push(tail);
+      }
+      for (const read of this.wideReads) {
+        read.set ??= new Set(read.resources);
+        if (resources.some((resource) => read.set?.has(resource) === true)) waits.push(read.settled);
       }
     }
     // One wait (a put of a block nothing else touches: a snapshot's usual case) needs no Promise.all.
@@ -43,15 +49,53 @@ export class Sequencer {
     return result;
   }
 
+  /**
+   * Runs a read of many resources (existsMany) after every earlier
+   * operation on them, like `run`, and before every later operation on one
+   * of them, except other such reads: reads commute. It is not noted in
+   * each resource's tail: a file cache's check of 33,000 keys at the start
+   * of a snapshot spent 50 ms here doing so. A later operation looks for
+   * its resources in the reads still in flight (a set made the first time
+   * one does).
+   */
+  runRead<T>(resources: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const waits: Promise<void>[] = [this.barrier];
+    for (const resource of resources) {
+      const tail = this.tails.get(resource);
+      if (tail !== undefined) waits.push(tail);
+    }
+    const result = (waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits)).then(fn);
+    const read: WideRead = { resources, set: null, settled: result.then(noop, noop) };
+    this.pending.add(read.settled);
+    this.wideReads.add(read);
+    void read.settled.then(() => {
+      this.pending.delete(read.settled);
+      this.wideReads.delete(read);
+    });
+    return result;
+  }
+
   /** Resolves when everything issued so far has settled. */
   idle(): Promise<void> {
     return Promise.all([...this.pending]).then(noop);
   }
 }
 
+/** A read of many resources in flight, and the set of them once an operation has had to look. */
+interface WideRead {
+  resources: readonly string[];
+  set: Set<string> | null;
+  settled: Promise<void>;
+}
+
 function noop(): void {}
 
-const block = (key: string): string => `b:${key}`;
+/**
+ * A block's resource is its key: a valid key has no ':', so it is never a
+ * tag's or a lock's, and a batch of keys needs no new strings (an invalid
+ * key, which the backend refuses anyway, at worst waits for a tag).
+ */
+const block = (key: string): string => key;
 const tag = (name: string): string => `t:${name}`;
 const lock = (name: string): string => `l:${name}`;
 
@@ -74,8 +118,8 @@ export class OrderedBackend implements ProxyBackend {
   }
 
   existsMany(keys: string[]): Promise<boolean[]> {
-    const resources = Array.isArray(keys) ? keys.map(block) : [];
-    return this.sequencer.run(resources, () => this.inner.existsMany(keys));
+    // Not an array: the inner backend answers badRequest, after nothing.
+    return this.sequencer.runRead(Array.isArray(keys) ? keys.slice() : [], () => this.inner.existsMany(keys));
   }
 
   get(key: string): Promise<Uint8Array | null> {
