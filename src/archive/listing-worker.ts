@@ -41,7 +41,11 @@ const COLD_US = 70;
 const JUDGE = 64;
 
 const SLASH = Buffer.from('/');
-const { roots, exclude, shared, prefetch: prefetchWanted } = workerData as ListingWorkerData;
+/** A worker started before the snapshot knew its trees (listing-prestart.ts) gets its data in the first message. */
+const data = (workerData as { deferred?: true }).deferred === true
+  ? await new Promise<ListingWorkerData>((resolve) => parentPort?.once('message', resolve))
+  : workerData as ListingWorkerData;
+const { roots, exclude, shared, prefetch: prefetchWanted } = data;
 const words = new Int32Array(shared);
 const excluded = new Set(exclude);
 
