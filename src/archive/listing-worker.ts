@@ -2,7 +2,7 @@ import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ColdJudge, nativePrefetch } from './cold-prefetch.js';
 import { optionalNativeFunction } from '../optional-native.js';
-import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, packListing, PREFETCHED, putStat, STAT_FIELDS, STOP, TAKEN, type ListedDirectory, type ListingBatch } from './listing.js';
+import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, NOT_WAITING, packListing, PREFETCHED, putStat, RESUME_DIRS, STAT_FIELDS, STOP, TAKEN, WAKE_AT, type ListedDirectory, type ListingBatch } from './listing.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
 
 /**
@@ -83,7 +83,14 @@ function waitForRoom(): boolean {
     // Everything goes before the wait: the walk tells from what it has that the thread waits (listing-thread.ts).
     if (!told && batch.length > 0) send(false);
     told = true;
-    Atomics.wait(words, TAKEN, taken, 100);
+    // Woken once RESUME_DIRS directories are taken, not for each one (a wake and a wait per listing cost both
+    // threads a switch). TAKEN is read again after WAKE_AT is set: a walk that took them meanwhile may not have
+    // seen it, and the wait returns at once when TAKEN has moved since.
+    const wakeAt = (ahead[Math.min(ahead.length, RESUME_DIRS) - 1] as [number, number])[0];
+    Atomics.store(words, WAKE_AT, wakeAt);
+    const now = Atomics.load(words, TAKEN);
+    if (now < wakeAt) Atomics.wait(words, TAKEN, now, 100);
+    Atomics.store(words, WAKE_AT, NOT_WAITING);
   }
 }
 

@@ -69,7 +69,17 @@ export const TAKEN = 0;
 export const STOP = 1;
 /** Shared word: the files the thread has asked the kernel to read ahead (listing-worker.ts). */
 export const PREFETCHED = 2;
-export const SHARED_WORDS = 3;
+/**
+ * Shared word: while the thread waits for room, the seq of the listing
+ * whose taking makes enough room to go on (RESUME_DIRS directories); the
+ * walk wakes it only then, not for every listing it takes (NOT_WAITING
+ * otherwise).
+ */
+export const WAKE_AT = 3;
+export const SHARED_WORDS = 4;
+export const NOT_WAITING = 0x7fffffff;
+/** Directories the waiting thread lets the walk take before it goes on. */
+export const RESUME_DIRS = 64;
 
 const S_IFMT = 0o170000n;
 
