@@ -1,8 +1,7 @@
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { nativePrefetch } from './cold-prefetch.js';
-import { takePrestartedListingWorker } from './listing-prestart.js';
-import { startWorker } from './start-worker.js';
+import { startOrAdoptWorker } from './worker-prestart.js';
 import { decodeListing, listedEntries, MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, NOT_WAITING, PREFETCHED, SHARED_WORDS, STOP, TAKEN, WAKE_AT, type ListedDirectory, type Listing, type ListingBatch } from './listing.js';
 import type { ListingWorkerData } from './listing-worker.js';
 
@@ -62,9 +61,7 @@ export class ListingThread {
       shared: this.words.buffer as SharedArrayBuffer,
       prefetch,
     };
-    const prestarted = takePrestartedListingWorker();
-    if (prestarted !== null) prestarted.postMessage(data);
-    this.worker = prestarted ?? startWorker('listing-worker.js', data);
+    this.worker = startOrAdoptWorker('listing-worker.js', data);
     this.worker.unref();
     this.worker.on('message', (batch: ListingBatch) => {
       for (const listed of batch.listings) {

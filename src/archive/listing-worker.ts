@@ -4,6 +4,7 @@ import { ColdJudge, nativePrefetch } from './cold-prefetch.js';
 import { optionalNativeFunction } from '../optional-native.js';
 import { MAX_AHEAD_DIRS, MAX_AHEAD_ENTRIES, NOT_WAITING, packListing, PREFETCHED, putStat, RESUME_DIRS, STAT_FIELDS, STOP, TAKEN, WAKE_AT, type ListedDirectory, type ListingBatch } from './listing.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
+import { deferred } from './worker-prestart.js';
 
 /**
  * The listing thread (listing-thread.ts): walks the snapshot's trees in the
@@ -41,8 +42,8 @@ const COLD_US = 70;
 const JUDGE = 64;
 
 const SLASH = Buffer.from('/');
-/** A worker started before the snapshot knew its trees (listing-prestart.ts) gets its data in the first message. */
-const data = (workerData as { deferred?: true }).deferred === true
+/** A worker started before the snapshot knew its trees (worker-prestart.ts) gets its data in the first message, its only one. */
+const data = deferred(workerData)
   ? await new Promise<ListingWorkerData>((resolve) => parentPort?.once('message', resolve))
   : workerData as ListingWorkerData;
 const { roots, exclude, shared, prefetch: prefetchWanted } = data;

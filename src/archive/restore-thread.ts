@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from './start-worker.js';
+import { startOrAdoptWorker } from './worker-prestart.js';
 import { BackendError, type ErrorCode } from '../backends/errors.js';
 import type { RestoredMetadata } from './restore-file.js';
 
@@ -123,7 +123,7 @@ export class RestoreThread {
 
   private thread(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = startWorker('restore-worker.js', { encryptionKey: this.encryptionKey });
+    const worker = startOrAdoptWorker('restore-worker.js', { encryptionKey: this.encryptionKey });
     worker.on('message', (reply: RestoreReply) => {
       for (const result of reply.results) {
         const waiter = this.waiting.get(result.id);

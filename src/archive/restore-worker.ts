@@ -5,6 +5,7 @@ import { BlockType } from './format.js';
 import { applyMetadata, writeWholeFile } from './restore-file.js';
 import { displayName } from './tree-entry.js';
 import type { RestoreJob, RestoreReply, RestoreResult } from './restore-thread.js';
+import { deferred } from './worker-prestart.js';
 
 /**
  * The restore thread (restore-thread.ts): opens each file's one sealed block
@@ -12,9 +13,14 @@ import type { RestoreJob, RestoreReply, RestoreResult } from './restore-thread.j
  * thread walks, reads blocks from the archive and writes other files. The
  * calls are synchronous, as on the main thread (extract.ts says why).
  */
-const codec = new BlockCodec(Buffer.from((workerData as { encryptionKey: Uint8Array }).encryptionKey));
+interface RestoreWorkerData {
+  encryptionKey: Uint8Array;
+}
 
-function restore(job: RestoreJob): RestoreResult {
+/** Made from the workerData, or, for a worker started before the archive was unlocked (worker-prestart.ts), from the first message. */
+let codec: BlockCodec | null = deferred(workerData) ? null : new BlockCodec(Buffer.from((workerData as RestoreWorkerData).encryptionKey));
+
+function restore(codec: BlockCodec, job: RestoreJob): RestoreResult {
   const warnings: Array<[string, string]> = [];
   try {
     const target = Buffer.from(job.path, 'latin1');
@@ -31,7 +37,11 @@ function restore(job: RestoreJob): RestoreResult {
   }
 }
 
-parentPort?.on('message', (message: { jobs: RestoreJob[] }) => {
-  const reply: RestoreReply = { results: message.jobs.map(restore) };
+parentPort?.on('message', (message: { jobs: RestoreJob[] } | RestoreWorkerData) => {
+  if (codec === null) {
+    codec = new BlockCodec(Buffer.from((message as RestoreWorkerData).encryptionKey));
+    return;
+  }
+  const reply: RestoreReply = { results: (message as { jobs: RestoreJob[] }).jobs.map((job) => restore(codec as BlockCodec, job)) };
   parentPort?.postMessage(reply);
 });

@@ -13,13 +13,18 @@
  *     cairn ls home
  *     cairn extract home /tmp/restore
  *
- * This file only starts what a snapshot needs first, before the commands'
- * modules are loaded (cairn-program.ts, loaded after): the listing thread,
- * which then starts while they load (listing-prestart.ts). `npm run build`
- * bundles both and what they import (scripts/bundle-cli.mjs).
+ * This file only starts the worker thread a command needs first, before
+ * the commands' modules are loaded (cairn-program.ts, loaded after), so
+ * that it starts while they load (worker-prestart.ts): a snapshot's listing
+ * thread, an extract's restore thread. `npm run build` bundles both and
+ * what they import (scripts/bundle-cli.mjs).
  */
-import { prestartListingWorker } from '../archive/listing-prestart.js';
+import { availableParallelism } from 'node:os';
+import { prestartWorker } from '../archive/worker-prestart.js';
 import { commandOf } from './command-of.js';
 
-if (commandOf(process.argv.slice(2)) === 'snapshot' && process.env.CAIRN_LISTING_THREAD !== '0') prestartListingWorker();
+const command = commandOf(process.argv.slice(2));
+if (command === 'snapshot' && process.env.CAIRN_LISTING_THREAD !== '0') prestartWorker('listing-worker.js');
+// As extract.ts decides whether to restore on a thread of its own.
+if (command === 'extract' && availableParallelism() > 1 && process.env.CAIRN_RESTORE_THREAD !== '0') prestartWorker('restore-worker.js');
 await import('./cairn-program.js');
