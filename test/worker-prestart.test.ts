@@ -97,6 +97,9 @@ test('a prestarted listing worker that ended before anyone adopted it is not ado
   const worker = prestartWorker('listing-worker.js');
   assert.equal(prestartWorker('listing-worker.js'), worker, 'one prestarted worker of a kind at a time');
   await worker.terminate();
+  const again = prestartWorker('listing-worker.js');
+  assert.notEqual(again, worker, 'an ended worker is not the one waiting');
+  await again.terminate();
   const thread = new ListingThread([root]);
   try {
     assert.deepEqual((await thread.take(Buffer.from(root)))?.names.map((n) => n.toString()), ['a']);

@@ -23,10 +23,10 @@ export function deferred(workerData: unknown): workerData is Deferred {
   return typeof workerData === 'object' && workerData !== null && (workerData as Partial<Deferred>).deferred === true;
 }
 
-/** Starts a worker of `module` that waits for its data (unless one waits already); returns it. */
+/** Starts a worker of `module` that waits for its data (unless one waits already, and has not ended); returns it. */
 export function prestartWorker(module: WorkerModule): Worker {
   const waiting = prestarted.get(module);
-  if (waiting !== undefined) return waiting.worker;
+  if (waiting !== undefined && !waiting.ended) return waiting.worker;
   const deferredData: Deferred = { deferred: true };
   const worker = startWorker(module, deferredData);
   const started = { worker, ended: false };
