@@ -1,6 +1,7 @@
 /**
  * The cairn command's program: its global options and subcommands, parsed
- * and run. cairn.ts loads it (after starting what a snapshot needs first).
+ * and run. cairn.ts loads it, after starting the worker thread a snapshot
+ * or an extract needs first.
  *
  * One file per subcommand under cairn/, each a plain function plus its wiring.
  */
