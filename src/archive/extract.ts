@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, linkSync, mkdirSync, promises as fsp, symlinkSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BackendError } from '../backends/errors.js';
@@ -12,6 +11,7 @@ import { readDirectory } from './directory.js';
 import { OwnerNames } from './owner-names.js';
 import { applyMetadata, createModeOf, createRestoredFile, discardPartial, probeNewEntry, writeSparse, writingTo, type NewEntry, type RestoredKind, type RestoredMetadata } from './restore-file.js';
 import { RestoreThread } from './restore-thread.js';
+import { restoreThreadByDefault } from './worker-prestart.js';
 import { Semaphore } from './semaphore.js';
 import { EventLoopSlices } from './event-loop-slices.js';
 import { displayName, isSafeName, type Entry, type Time } from './tree-entry.js';
@@ -89,7 +89,7 @@ export class Extractor {
   filesInThread = 0;
 
   constructor(private readonly archive: Archive, private readonly options: ExtractOptions = {}) {
-    const thread = options.thread ?? (availableParallelism() > 1 && process.env.CAIRN_RESTORE_THREAD !== '0');
+    const thread = options.thread ?? restoreThreadByDefault();
     this.thread = thread ? new RestoreThread(archive.keys.block) : null;
   }
 

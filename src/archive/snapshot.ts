@@ -14,6 +14,7 @@ import type { Backend } from '../backends/backend.js';
 import { writeSnapshotRecord, type SnapshotRecord, type SnapshotStats } from './snapshot-record.js';
 import { TreeWriter, type TreeProgress } from './tree-writer.js';
 import { ListingThread } from './listing-thread.js';
+import { listingThreadByDefault } from './worker-prestart.js';
 import type { Entry } from './tree-entry.js';
 import type { Rule } from './rules.js';
 import type { WriteStats } from './block-writer.js';
@@ -169,7 +170,7 @@ function withResolvers<T>(): Resolvable<T> {
 
 /** Whether a snapshot lists its directories on a thread of their own (SnapshotOptions.listingThread). */
 export function listingThreadWanted(options: Pick<SnapshotOptions, 'listingThread'>): boolean {
-  return options.listingThread ?? process.env.CAIRN_LISTING_THREAD !== '0';
+  return options.listingThread ?? listingThreadByDefault();
 }
 
 /**

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startWorker, type WorkerModule } from './start-worker.js';
 
@@ -11,7 +12,20 @@ import { startWorker, type WorkerModule } from './start-worker.js';
  * kind the command starts adopts it: a snapshot's listing thread, an
  * extract's restore thread.
  */
-const prestarted = new Map<WorkerModule, { worker: Worker; ended: boolean }>();
+const prestarted = new Map<WorkerModule, { worker: Worker; ended: boolean; end: () => void }>();
+
+/**
+ * Whether a snapshot lists on a thread of its own unless told (SnapshotOptions.listingThread), and whether an
+ * extract writes small files on one (ExtractOptions.thread): here, where the command's entry asks too, before
+ * it loads the modules that decide.
+ */
+export function listingThreadByDefault(): boolean {
+  return process.env.CAIRN_LISTING_THREAD !== '0';
+}
+
+export function restoreThreadByDefault(): boolean {
+  return availableParallelism() > 1 && process.env.CAIRN_RESTORE_THREAD !== '0';
+}
 
 /** The workerData of a prestarted worker: its data comes in the first message. */
 export interface Deferred {
@@ -29,11 +43,15 @@ export function prestartWorker(module: WorkerModule): Worker {
   if (waiting !== undefined && !waiting.ended) return waiting.worker;
   const deferredData: Deferred = { deferred: true };
   const worker = startWorker(module, deferredData);
-  const started = { worker, ended: false };
   // Until adopted: its failure is the adopter's to see (it starts its own), and it keeps no process alive.
-  const end = (): void => {
-    started.ended = true;
+  const started = {
+    worker,
+    ended: false,
+    end: (): void => {
+      started.ended = true;
+    },
   };
+  const { end } = started;
   worker.on('error', end);
   worker.on('exit', end);
   worker.unref();
@@ -50,8 +68,8 @@ export function startOrAdoptWorker(module: WorkerModule, data: unknown): Worker 
   const started = prestarted.get(module);
   prestarted.delete(module);
   if (started === undefined || started.ended) return startWorker(module, data);
-  started.worker.removeAllListeners('error');
-  started.worker.removeAllListeners('exit');
+  started.worker.off('error', started.end);
+  started.worker.off('exit', started.end);
   started.worker.ref();
   started.worker.postMessage(data);
   return started.worker;

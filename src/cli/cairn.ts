@@ -19,12 +19,10 @@
  * thread, an extract's restore thread. `npm run build` bundles both and
  * what they import (scripts/bundle-cli.mjs).
  */
-import { availableParallelism } from 'node:os';
-import { prestartWorker } from '../archive/worker-prestart.js';
+import { listingThreadByDefault, prestartWorker, restoreThreadByDefault } from '../archive/worker-prestart.js';
 import { commandOf } from './command-of.js';
 
 const command = commandOf(process.argv.slice(2));
-if (command === 'snapshot' && process.env.CAIRN_LISTING_THREAD !== '0') prestartWorker('listing-worker.js');
-// As extract.ts decides whether to restore on a thread of its own.
-if (command === 'extract' && availableParallelism() > 1 && process.env.CAIRN_RESTORE_THREAD !== '0') prestartWorker('restore-worker.js');
+if (command === 'snapshot' && listingThreadByDefault()) prestartWorker('listing-worker.js');
+if (command === 'extract' && restoreThreadByDefault()) prestartWorker('restore-worker.js');
 await import('./cairn-program.js');
