@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { endOnOutputErrors } from './output-errors.js';
+import { cairnVersion } from './version.js';
 import type { Backend } from '../backends/backend.js';
 import { toBackendError } from '../backends/errors.js';
 import { openArchive } from '../backends/open.js';
@@ -22,6 +23,7 @@ const program = new Command('archive-admin')
   .argument('[args...]', 'arguments of the command')
   .option('--json', 'print the machine-readable data of the result as JSON')
   .option('--spawn', 'run cairn\'s own backends as child processes instead of in this process')
+  .version(`archive-admin (cairn) ${cairnVersion()}`, '-V, --version', 'print the version of cairn')
   .passThroughOptions()
   .exitOverride()
   .configureOutput({ writeErr: (text) => process.stderr.write(text) })

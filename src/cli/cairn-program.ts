@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { endOnOutputErrors } from './output-errors.js';
+import { cairnVersion } from './version.js';
 import type { GlobalOptions } from './cairn/context.js';
 import { register as catCommand } from './cairn/cat.js';
 import { register as catStream } from './cairn/cat-stream.js';
@@ -27,6 +28,7 @@ const program = new Command('cairn')
   .option('--archive <identifier>', 'archive identifier (overrides the config file; for init: the archive to create)')
   .option('--passphrase-command <command>', 'run this command and read the passphrase from its output')
   .option('--passphrase-file <file>', 'read the passphrase from the first line of this file')
+  .version(`cairn ${cairnVersion()}`, '-V, --version', 'print the version of cairn')
   .exitOverride()
   .showHelpAfterError();
 

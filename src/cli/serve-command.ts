@@ -5,6 +5,7 @@ import { openArchive } from '../backends/open.js';
 import { findBackend, usageOf } from '../backends/registry.js';
 import { FrameWriter } from '../protocol/frame-writer.js';
 import { noticeLogger, serveBackend } from '../protocol/serve.js';
+import { cairnVersion } from './version.js';
 
 /**
  * The main of every backend executable: parse the arguments, open the
@@ -15,8 +16,12 @@ export async function serveCommand(command: string): Promise<never> {
   const argv = process.argv.slice(2);
   const writer = new FrameWriter(process.stdout);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h') {
-    process.stderr.write(`usage:\n${usageOf(command)}\n\nServes the cairn backend protocol on stdin/stdout; normally started by an archive identifier.\n`);
+    process.stderr.write(`usage:\n${usageOf(command)}\n\nServes the cairn backend protocol on stdin/stdout; normally started by an archive identifier.\n${command} --version prints the version.\n`);
     process.exit(argv.length === 0 ? 2 : 0);
+  }
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    process.stdout.write(`${command} (cairn) ${cairnVersion()}\n`);
+    process.exit(0);
   }
   const log = noticeLogger(writer);
   let backend: Backend;
