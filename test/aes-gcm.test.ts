@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { BlockCodec, blockKey, blockKeyByNode, namesNatively, opensNatively, sealBlock, sealsNatively, type NativeGcm, type NativeOpen } from '../src/archive/block-codec.js';
+import { BlockCodec, blockKey, blockKeyByNode, blockKeysOf, namesNatively, opensNatively, sealBlock, sealsNatively, type NativeGcm, type NativeOpen } from '../src/archive/block-codec.js';
 import { BlockType } from '../src/archive/format.js';
 import { deriveKeys, newMasterKey } from '../src/archive/keys.js';
 
@@ -248,6 +248,43 @@ test('block keys computed natively in worker threads (a digest context each) are
   const results = await Promise.all([keysFrom(), keysFrom(), keysFrom()]);
   const expected = inputs.map((input) => blockKeyByNode(hashKey, BlockType.data, input));
   for (const keys of results) assert.deepEqual(keys, expected);
+});
+
+test('the keys of a window\'s consecutive chunks, named in one call on two threads from 1 MiB on, are each chunk\'s blockKey', () => {
+  const hashKey = randomBytes(32);
+  const window = randomBytes(5 * 1024 * 1024);
+  const cutAt = (lengths: number[]): Buffer[] => {
+    let at = 7;
+    return lengths.map((length) => {
+      const chunk = window.subarray(at, at + length);
+      at += length;
+      return chunk;
+    });
+  };
+  const expected = (chunks: Uint8Array[]): string[] => chunks.map((chunk) => blockKeyByNode(hashKey, BlockType.data, chunk));
+  // Under 1 MiB (one thread), over it (two, split at half the bytes), one chunk bigger than the rest, empty chunks.
+  for (const lengths of [[1000, 2000, 3000], [300_000, 200_000, 700_000, 100_000, 1_000_000, 5], [3_900_000, 10, 20], [0, 1_500_000, 0, 1]]) {
+    const chunks = cutAt(lengths);
+    assert.deepEqual(blockKeysOf(hashKey, BlockType.data, chunks), expected(chunks), lengths.join(', '));
+  }
+  // Not one after the other (copies, or gaps): each named on its own, with the same result.
+  const apart = [window.subarray(0, 600_000), window.subarray(600_001, 1_800_000), Buffer.from(window.subarray(2_000_000, 2_100_000))];
+  assert.deepEqual(blockKeysOf(hashKey, BlockType.data, apart), expected(apart));
+  assert.deepEqual(blockKeysOf(hashKey, BlockType.data, []), []);
+  assert.deepEqual(blockKeysOf(hashKey, BlockType.directory, [window.subarray(0, 10)]), [blockKeyByNode(hashKey, BlockType.directory, window.subarray(0, 10))]);
+});
+
+test('blockKeys refuses bad arguments with an error, and lengths that run past its data', () => {
+  type NativeBlockKeys = (...args: unknown[]) => string[];
+  const blockKeysOfNative = (createRequire(import.meta.url)('cairn-aes-gcm') as { blockKeys: NativeBlockKeys }).blockKeys;
+  const data = randomBytes(2 * 1024 * 1024);
+  assert.throws(() => blockKeysOfNative(randomBytes(32), 1, data, Uint32Array.of(1024 * 1024, 1024 * 1024 + 1)), RangeError);
+  assert.throws(() => blockKeysOfNative(randomBytes(65), 1, data, Uint32Array.of(1)), RangeError);
+  assert.throws(() => blockKeysOfNative(randomBytes(32), 256, data, Uint32Array.of(1)), RangeError);
+  assert.throws(() => blockKeysOfNative(randomBytes(32), 1, data, [1, 2]), TypeError);
+  assert.throws(() => blockKeysOfNative(randomBytes(32), 1, data, Int32Array.of(1)), TypeError);
+  assert.throws(() => blockKeysOfNative(randomBytes(32), 1, 'data', Uint32Array.of(1)), TypeError);
+  assert.deepEqual(blockKeysOfNative(randomBytes(32), 1, data, new Uint32Array(0)), []);
 });
 
 test('blockKey refuses bad arguments with an error', () => {

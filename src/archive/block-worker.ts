@@ -1,7 +1,7 @@
 import { close, closeSync, open, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Chunker, gearTable, type ChunkSizes } from './chunker.js';
-import { BlockCodec, blockKey, type Compression } from './block-codec.js';
+import { BlockCodec, blockKey, blockKeysOf, type Compression } from './block-codec.js';
 import type { BlockType } from './format.js';
 import { readInPool, readWithoutWaiting } from './read-without-waiting.js';
 import { SMALL_FILE_BYTES } from './small-file.js';
@@ -317,9 +317,10 @@ function cutWindow(fileId: number, buffer: Buffer, view: Buffer, bytes: number, 
   // chunks: they are copied out and the window goes back to the pool at once.
   const copyOut = !shared && filled < WINDOW / 4;
   const chunks: Array<[number, string, number]> = [];
-  for (const part of split.chunks) {
-    const chunk = copyOut ? Buffer.from(part) : part;
-    const key = blockKey(hashKey, DATA, chunk);
+  const parts = copyOut ? split.chunks.map((part) => Buffer.from(part)) : split.chunks;
+  const keys = blockKeysOf(hashKey, DATA, parts);
+  for (const [i, chunk] of parts.entries()) {
+    const key = keys[i] as string;
     const heldId = nextHeld;
     nextHeld -= 1;
     if (copyOut) {
