@@ -8,12 +8,14 @@
  * kernel says whether a file is cached: these files, just written, are.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { symlinkSync } from 'node:fs';
 import { ColdPrefetch, nativePrefetch } from '../src/archive/cold-prefetch.js';
-import { scratchDir } from './support/scratch.js';
+import { optionalNativeFunction } from '../src/optional-native.js';
+import { diskScratchDir, dropFromPageCache, pageCached } from './support/page-cache.js';
+import { scratchDir, sleep } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-prefetch-');
 after(() => scratch.remove());
@@ -76,4 +78,31 @@ test('native/readahead: files just written are found cached and turn it off as f
     await withNative.idle();
   }
   assert.equal(withNative.read, 32 + Math.floor(168 / 32));
+});
+
+test('native/readahead: willNeed has the kernel read the part of a file it names into the page cache in the background, not the part before it; bad arguments answer an errno', { skip: process.platform !== 'linux' && 'native/readahead is built for Linux only' }, async () => {
+  const willNeed = optionalNativeFunction<(fd: number, position: number, length: number) => number>('cairn-readahead', 'willNeed');
+  assert.notEqual(willNeed, null, 'native/readahead is built (an optional dependency, built by npm ci)');
+  const advise = willNeed as NonNullable<typeof willNeed>;
+  const disk = diskScratchDir('.test-willneed-');
+  try {
+    const file = path.join(disk.dir, 'big');
+    writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 7));
+    await dropFromPageCache([file]);
+    assert.equal(pageCached(file, 6 * 1024 * 1024), false);
+    const fd = openSync(file, 'r');
+    try {
+      assert.equal(advise(fd, 4 * 1024 * 1024, 4 * 1024 * 1024), 0);
+      for (let tries = 0; !pageCached(file, 6 * 1024 * 1024) && tries < 100; tries += 1) await sleep(20);
+      assert.equal(pageCached(file, 6 * 1024 * 1024), true, 'the part named is read in');
+      assert.equal(pageCached(file, 0), false, 'the part before it is not');
+      assert.equal(advise(fd, 0, 0), 22, 'EINVAL for nothing to read');
+      assert.equal(advise(-1, 0, 1), 22, 'EINVAL for a negative descriptor');
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(advise(fd, 0, 1), 9, 'EBADF for a closed descriptor');
+  } finally {
+    disk.remove();
+  }
 });

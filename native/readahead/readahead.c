@@ -18,6 +18,12 @@
  * on any other failure (the caller then reads the usual way, which reports
  * it). A reader that must not wait on the disk tries this first.
  *
+ * willNeed(fd, position, length) asks the kernel to read that part of an
+ * open file into the page cache in the background (posix_fadvise,
+ * POSIX_FADV_WILLNEED): 0, or the errno it failed with. A big file's reader
+ * keeps the disk busy ahead of it this way: the kernel's own read-ahead is
+ * 128 KiB at a time, one window after another.
+ *
  * Linux only: the functions are not exported elsewhere.
  */
 #define _GNU_SOURCE
@@ -75,6 +81,23 @@ static napi_value ReadNowait(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value WillNeed(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  int64_t position = -1, length = -1;
+  int answer = EINVAL;
+  if (argc == 3 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0 &&
+      napi_get_value_int64(env, argv[1], &position) == napi_ok && position >= 0 &&
+      napi_get_value_int64(env, argv[2], &length) == napi_ok && length > 0) {
+    answer = posix_fadvise(fd, (off_t)position, (off_t)length, POSIX_FADV_WILLNEED);
+  }
+  napi_value result;
+  napi_create_int32(env, answer, &result);
+  return result;
+}
+
 static napi_value Prefetch(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -106,6 +129,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "prefetch", fn);
   napi_create_function(env, "readNowait", NAPI_AUTO_LENGTH, ReadNowait, NULL, &fn);
   napi_set_named_property(env, exports, "readNowait", fn);
+  napi_create_function(env, "willNeed", NAPI_AUTO_LENGTH, WillNeed, NULL, &fn);
+  napi_set_named_property(env, exports, "willNeed", fn);
 #endif
   return exports;
 }

@@ -23,8 +23,16 @@ const held = new Map<number, { key: string; type: BlockType; plaintext: Uint8Arr
 const gear = data.chunkerSeed !== undefined ? gearTable(Buffer.from(data.chunkerSeed)) : null;
 const READ_SIZE = 4 * 1024 * 1024;
 const DATA: BlockType = 1;
-/** Files being read: the descriptor, the chunker, and the undecided tail of the last window. */
-const files = new Map<number, { fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean; position: number }>();
+/**
+ * Files being read: the descriptor, the chunker, the undecided tail of the
+ * last window, where the next read starts, whether and how far the kernel
+ * was asked to read ahead (`adviseAhead`), and the size lstat gave (when
+ * given).
+ */
+interface ReadFile {
+  fd: number; chunker: Chunker; rest: Buffer; window: Buffer | null; small: boolean; position: number; advising: boolean; advised: number; size: number;
+}
+const files = new Map<number, ReadFile>();
 let nextHeld = -1;
 /** Cuts small files, each whole (`split` with `final` keeps no state between calls). */
 const smallChunker = gear !== null && data.chunkSizes !== undefined ? new Chunker(gear, data.chunkSizes) : null;
@@ -146,9 +154,46 @@ async function nextWindow(fileId: number): Promise<Prepared> {
   file.rest.copy(buffer, 0);
   releaseWindow(file.window);
   file.window = buffer;
+  adviseAhead(file);
+  const started = performance.now();
   const bytes = await readInPool(file.fd, buffer, file.rest.length, READ_SIZE, file.position);
   file.position += bytes;
+  // Waited on the disk: from now on the kernel reads this file ahead.
+  if (!file.advising && performance.now() - started > SLOW_READ_MS) {
+    file.advising = true;
+    file.advised = file.position;
+  }
   return cutWindow(fileId, buffer, buffer, bytes, READ_SIZE, false);
+}
+
+/**
+ * A big file whose reads wait on the disk is read from it ahead of its
+ * windows: the kernel is asked (native/readahead's willNeed) to read the
+ * next ADVISE_AHEAD bytes into the page cache in the background,
+ * ADVISE_STEP at a time. Its own read-ahead, 128 KiB at a time behind each
+ * read, left every 4 MiB read of an uncached log waiting 9-17 ms (the full
+ * tree's incremental snapshot spent 0.5 s so in bench/peers, where the
+ * peers' archives had pushed the tree out of the host's cache;
+ * bench/NOTES.md, "Twentieth pass"). A file read at the page cache's or a
+ * fast disk's speed is not advised: the first read slower than
+ * SLOW_READ_MS starts it.
+ */
+const ADVISE_AHEAD = 64 * 1024 * 1024;
+const ADVISE_STEP = 16 * 1024 * 1024;
+const SLOW_READ_MS = 3;
+const willNeed = optionalNativeFunction<(fd: number, position: number, length: number) => number>('cairn-readahead', 'willNeed');
+
+function adviseAhead(file: ReadFile): void {
+  if (willNeed === null || !file.advising) return;
+  const until = Math.min(file.position + ADVISE_AHEAD, file.size);
+  while (file.advised < until) {
+    // A file system that refuses (or a kernel without it): read as the kernel's own read-ahead allows.
+    if (willNeed(file.fd, file.advised, ADVISE_STEP) !== 0) {
+      file.advised = Infinity;
+      return;
+    }
+    file.advised += ADVISE_STEP;
+  }
 }
 
 /**
@@ -349,7 +394,7 @@ async function openFile(msg: { id: number; fileId: number; path: string; size?: 
     parentPort?.postMessage({ id: msg.id, error: (err as Error).message, done: true });
     return;
   }
-  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null, small, position: 0 });
+  files.set(msg.fileId, { fd, chunker: new Chunker(gear, sizes), rest: Buffer.alloc(0), window: null, small, position: 0, advising: false, advised: 0, size: msg.size ?? Infinity });
   if (small) await readSmall(msg.id, msg.fileId, msg.size as number);
   else await readWindow(msg.id, msg.fileId);
 }

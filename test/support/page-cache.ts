@@ -41,6 +41,28 @@ for name in sys.argv[1:]:
 print(cached)
 `;
 
+const PAGE_CACHED = `
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+offset = int(sys.argv[2]) // mmap.PAGESIZE * mmap.PAGESIZE
+addr = libc.mmap(None, mmap.PAGESIZE, 1, 1, fd, offset)
+if addr is None or addr == ctypes.c_void_p(-1).value:
+    raise OSError(ctypes.get_errno(), "mmap")
+page = ctypes.create_string_buffer(1)
+if libc.mincore(addr, 1, page) != 0:
+    raise OSError(ctypes.get_errno(), "mincore")
+print(page.raw[0] & 1)
+`;
+
+/** Whether the page of `file` holding byte `offset` is in the page cache. */
+export function pageCached(file: string, offset: number): boolean {
+  return execFileSync('python3', ['-c', PAGE_CACHED, file, String(offset)], { encoding: 'utf8' }).trim() === '1';
+}
+
 /** How many of `files` (none empty) have their first page in the page cache. */
 export function cachedFiles(files: string[]): number {
   return Number(execFileSync('python3', ['-c', COUNT_CACHED, ...files], { encoding: 'utf8' }).trim());
