@@ -18,54 +18,42 @@ export function diskScratchDir(prefix: string): { dir: string; remove(): void } 
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** argv: an offset, then files; prints how many of the files have the page holding that byte in the page cache. */
 const COUNT_CACHED = `
-import ctypes, os, sys
+import ctypes, mmap, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
 libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+offset = int(sys.argv[1]) // mmap.PAGESIZE * mmap.PAGESIZE
 cached = 0
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     fd = os.open(name, os.O_RDONLY)
-    size = os.fstat(fd).st_size
-    addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+    addr = libc.mmap(None, mmap.PAGESIZE, 1, 1, fd, offset)  # PROT_READ, MAP_SHARED
     if addr is None or addr == ctypes.c_void_p(-1).value:
         raise OSError(ctypes.get_errno(), "mmap " + name)
     page = ctypes.create_string_buffer(1)
     if libc.mincore(addr, 1, page) != 0:
         raise OSError(ctypes.get_errno(), "mincore " + name)
     cached += page.raw[0] & 1
-    libc.munmap(addr, size)
+    libc.munmap(addr, mmap.PAGESIZE)
     os.close(fd)
 print(cached)
 `;
 
-const PAGE_CACHED = `
-import ctypes, mmap, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-fd = os.open(sys.argv[1], os.O_RDONLY)
-offset = int(sys.argv[2]) // mmap.PAGESIZE * mmap.PAGESIZE
-addr = libc.mmap(None, mmap.PAGESIZE, 1, 1, fd, offset)
-if addr is None or addr == ctypes.c_void_p(-1).value:
-    raise OSError(ctypes.get_errno(), "mmap")
-page = ctypes.create_string_buffer(1)
-if libc.mincore(addr, 1, page) != 0:
-    raise OSError(ctypes.get_errno(), "mincore")
-print(page.raw[0] & 1)
-`;
+function countCached(offset: number, files: string[]): number {
+  return Number(execFileSync('python3', ['-c', COUNT_CACHED, String(offset), ...files], { encoding: 'utf8' }).trim());
+}
 
-/** Whether the page of `file` holding byte `offset` is in the page cache. */
+/** Whether the page of `file` holding byte `offset` (inside the file) is in the page cache. */
 export function pageCached(file: string, offset: number): boolean {
-  return execFileSync('python3', ['-c', PAGE_CACHED, file, String(offset)], { encoding: 'utf8' }).trim() === '1';
+  return countCached(offset, [file]) === 1;
 }
 
 /** How many of `files` (none empty) have their first page in the page cache. */
 export function cachedFiles(files: string[]): number {
-  return Number(execFileSync('python3', ['-c', COUNT_CACHED, ...files], { encoding: 'utf8' }).trim());
+  return countCached(0, files);
 }
 
 /** Asks the kernel once to drop `files` (written back already) from the page cache: it drops what it can at that moment. */
