@@ -8,13 +8,14 @@
  * kernel says whether a file is cached: these files, just written, are.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { symlinkSync } from 'node:fs';
-import { ColdPrefetch, nativePrefetch } from '../src/archive/cold-prefetch.js';
+import { ColdPrefetch, nativePrefetch, nativePrefetchMany } from '../src/archive/cold-prefetch.js';
 import { optionalNativeFunction } from '../src/optional-native.js';
-import { diskScratchDir, dropFromPageCache, pageCached } from './support/page-cache.js';
+import { cachedFiles, diskScratchDir, dropFromPageCache, pageCached } from './support/page-cache.js';
 import { scratchDir, sleep } from './support/scratch.js';
 
 const scratch = scratchDir('cairn-prefetch-');
@@ -102,6 +103,92 @@ test('native/readahead: willNeed has the kernel read the part of a file it names
       closeSync(fd);
     }
     assert.equal(advise(fd, 0, 1), 9, 'EBADF for a closed descriptor');
+  } finally {
+    disk.remove();
+  }
+});
+
+/** Files dropped from the page cache, asked for with prefetchMany in a child process (`env`): its answers, and then how many of the files came into the page cache. */
+async function prefetchManyElsewhere(files: string[], env: NodeJS.ProcessEnv): Promise<{ answers: number[]; cached: number }> {
+  await dropFromPageCache(files);
+  const script = `
+    const { nativePrefetchMany } = await import(${JSON.stringify(new URL('../src/archive/cold-prefetch.js', import.meta.url).href)});
+    const files = ${JSON.stringify(files)};
+    const answers = new Int8Array(files.length);
+    nativePrefetchMany(Buffer.concat(files.flatMap((file) => [Buffer.from(file), Buffer.alloc(1)])), Uint32Array.from(files, () => 3000), answers);
+    console.log(JSON.stringify([...answers]));`;
+  const answers = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' })) as number[];
+  let cached = cachedFiles(files);
+  for (let tries = 0; cached < files.length && tries < 100; tries += 1) {
+    await sleep(20);
+    cached = cachedFiles(files);
+  }
+  return { answers, cached };
+}
+
+test('native/readahead: without io_uring (CAIRN_NO_IO_URING=1, as where a kernel or seccomp filter refuses it) prefetchMany asks for each file on its own, with the same answers', { skip: process.platform !== 'linux' && 'native/readahead is built for Linux only' }, async () => {
+  const disk = diskScratchDir('.test-prefetch-one-');
+  try {
+    const files = Array.from({ length: 70 }, (_, i) => {
+      const file = path.join(disk.dir, `f${i}`);
+      writeFileSync(file, `file ${i}\n`.repeat(300));
+      return file;
+    });
+    for (const env of [{ CAIRN_NO_IO_URING: '1' }, {}]) {
+      const { answers, cached } = await prefetchManyElsewhere(files, env);
+      assert.equal(answers.length, files.length);
+      assert.ok(answers.every((answer) => [0, 1, 2].includes(answer)), answers.join(','));
+      assert.ok(answers.filter((answer) => answer !== 0).length >= 60, `most were asked for (${JSON.stringify(env)}): ${answers.join(',')}`);
+      assert.equal(cached, files.length, `every file is read in (${JSON.stringify(env)})`);
+    }
+  } finally {
+    disk.remove();
+  }
+});
+
+test('native/readahead: prefetchMany asks for many files in one call (over one submission\'s 64), the rest of a file longer than its read too; each file answers as prefetch does; bad arguments answer -1', { skip: process.platform !== 'linux' && 'native/readahead is built for Linux only' }, async () => {
+  assert.notEqual(nativePrefetchMany, null, 'native/readahead is built (an optional dependency, built by npm ci)');
+  const prefetchMany = nativePrefetchMany as NonNullable<typeof nativePrefetchMany>;
+  const disk = diskScratchDir('.test-prefetch-many-');
+  try {
+    const small = Array.from({ length: 100 }, (_, i) => {
+      const file = path.join(disk.dir, `f${i}`);
+      writeFileSync(file, `file ${i}\n`.repeat(300 + i));
+      return file;
+    });
+    // Longer than the 64 KiB each file's read asks for.
+    const long = path.join(disk.dir, 'long');
+    writeFileSync(long, Buffer.alloc(512 * 1024, 3));
+    const link = path.join(disk.dir, 'link');
+    symlinkSync(small[0] as string, link);
+    const files = [...small, long];
+    await dropFromPageCache(files);
+    const asked = [small[0] as string, path.join(disk.dir, 'missing'), link, ...small.slice(1), long];
+    const paths = Buffer.concat(asked.flatMap((file) => [Buffer.from(file), Buffer.alloc(1)]));
+    const sizes = Uint32Array.from(asked, (file) => (file === long ? 512 * 1024 : file.endsWith('missing') || file === link ? 10 : 3000));
+    const answers = new Int8Array(asked.length);
+    assert.equal(prefetchMany(paths, sizes, answers), asked.length);
+    assert.deepEqual([answers[1], answers[2]], [-1, -1], 'a missing file and a symlink (not followed) cannot be opened');
+    // 1: not cached, reading asked for; 2: this file system cannot tell (asked for anyway); 0 only where the
+    // kernel's read was done before its check returned (a fast disk).
+    for (const [i, answer] of answers.entries()) if (i !== 1 && i !== 2) assert.ok([0, 1, 2].includes(answer), `answer ${answer} for ${asked[i]}`);
+    assert.ok(answers.filter((answer) => answer === 1 || answer === 2).length >= 90, `most were asked for: ${answers.join(',')}`);
+    let cached = cachedFiles(files);
+    for (let tries = 0; (cached < files.length || !pageCached(long, 400 * 1024)) && tries < 100; tries += 1) {
+      await sleep(20);
+      cached = cachedFiles(files);
+    }
+    assert.equal(cached, files.length, 'every file is read in');
+    assert.equal(pageCached(long, 400 * 1024), true, 'and the long file past its first read');
+    // Asked again, the files are cached (or the file system cannot tell).
+    const again = new Int8Array(files.length);
+    prefetchMany(Buffer.concat(files.flatMap((file) => [Buffer.from(file), Buffer.alloc(1)])), Uint32Array.from(files, () => 3000), again);
+    assert.ok(again.every((answer) => answer === 0 || answer === 2), `cached now: ${again.join(',')}`);
+    const one = Buffer.from(`${small[0] as string}\0`);
+    assert.equal(prefetchMany(Buffer.from(small[0] as string), Uint32Array.of(1), new Int8Array(1)), -1, 'paths must end with a zero byte');
+    assert.equal(prefetchMany(one, Uint32Array.of(1, 2), new Int8Array(1)), -1, 'no room for every answer');
+    assert.equal(prefetchMany(one, new Uint32Array(0), new Int8Array(0)), 0, 'no sizes: no file');
+    assert.equal(prefetchMany(Buffer.alloc(0), new Uint32Array(0), new Int8Array(0)), 0);
   } finally {
     disk.remove();
   }

@@ -12,6 +12,16 @@ export type NativePrefetch = (file: Buffer) => number;
 export const nativePrefetch = optionalNativeFunction<NativePrefetch>('cairn-readahead', 'prefetch');
 
 /**
+ * native/readahead (Linux): prefetch for several files in one call, their
+ * reads submitted together through io_uring where it can be used (one
+ * file at a time elsewhere). `paths`: each file's path followed by a zero
+ * byte; `sizes`: their sizes; each file's answer (as prefetch's) goes into
+ * `answers`. Returns how many files were answered.
+ */
+export type NativePrefetchMany = (paths: Buffer, sizes: Uint32Array, answers: Int8Array) => number;
+export const nativePrefetchMany = optionalNativeFunction<NativePrefetchMany>('cairn-readahead', 'prefetchMany');
+
+/**
  * native/readahead (Linux): pread of only what the page cache holds
  * (RWF_NOWAIT): the bytes read, -2 when none at `position` is cached, -1
  * on any other failure (read the usual way then: it says why).
