@@ -71,9 +71,8 @@ static int open_for_prefetch(const char *path) {
   return fd;
 }
 
-static int prefetch_path(const char *path) {
-  int fd = open_for_prefetch(path);
-  if (fd < 0) return -1;
+/* prefetch's answer for an open file: a one-byte read without waiting tells whether it is cached; if not, WILLNEED. */
+static int prefetch_fd(int fd) {
   int answer = 2;
 #if defined(RWF_NOWAIT)
   char byte;
@@ -82,6 +81,13 @@ static int prefetch_path(const char *path) {
   else if (errno == EAGAIN) answer = 1;
 #endif
   if (answer != 0) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+  return answer;
+}
+
+static int prefetch_path(const char *path) {
+  int fd = open_for_prefetch(path);
+  if (fd < 0) return -1;
+  int answer = prefetch_fd(fd);
   close(fd);
   return answer;
 }
@@ -343,14 +349,7 @@ static napi_value PrefetchMany(napi_env env, napi_callback_info info) {
         int answer = rung ? batch_answers[k] : -3;
         if (answer == -3) {
           /* No ring (or it failed): prefetch's way, on the descriptor open already. */
-          answer = 2;
-#if defined(RWF_NOWAIT)
-          char byte;
-          struct iovec iov = { &byte, 1 };
-          if (preadv2(fds[k], &iov, 1, 0, RWF_NOWAIT) >= 0) answer = 0;
-          else if (errno == EAGAIN) answer = 1;
-#endif
-          if (answer != 0) posix_fadvise(fds[k], 0, 0, POSIX_FADV_WILLNEED);
+          answer = prefetch_fd(fds[k]);
         } else if (answer == 2 || (answer == 1 && batch_sizes[k] > MANY_READ_BYTES)) {
           posix_fadvise(fds[k], answer == 2 ? 0 : MANY_READ_BYTES, 0, POSIX_FADV_WILLNEED);
         }
