@@ -19,6 +19,7 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Backend } from '../src/backends/backend.js';
 import { openArchive } from '../src/backends/open.js';
+import { pipelined } from './pipelined.js';
 import { quoteArgument } from '../src/protocol/identifier.js';
 import { setUpReplica, THREE_HALVES } from '../test/support/replica-fixtures.js';
 import { S3RVER_CREDENTIALS, S3Server } from '../test/support/s3-server.js';
@@ -36,29 +37,16 @@ const WINDOW = 32;
 
 type Mode = 'in process' | 'spawned' | 'through ssh';
 
-/** Runs op(0..count-1) with at most WINDOW in flight; seconds taken. */
-async function pipelined(op: (i: number) => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < count; i += 1) {
-    const p = op(i).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
-
 /** Put then get `count` blocks of 1 MiB: MiB/s each way. */
 async function measure(identifier: string, mode: Mode): Promise<{ put: number; get: number }> {
   const backend: Backend = await openArchive(identifier, { spawnOwn: mode !== 'in process', onLog: () => undefined });
   try {
     const blocks = Array.from({ length: count }, (_, i) => patternBytes(MIB, i + 1));
-    const put = await pipelined(async (i) => backend.put(`bench-${i}`, blocks[i] as Uint8Array));
+    const put = await pipelined(count, WINDOW, async (i) => backend.put(`bench-${i}`, blocks[i] as Uint8Array));
     const flushed = process.hrtime.bigint();
     await backend.flush();
     const putSeconds = put + Number(process.hrtime.bigint() - flushed) / 1e9;
-    const get = await pipelined(async (i) => {
+    const get = await pipelined(count, WINDOW, async (i) => {
       const data = await backend.get(`bench-${i}`);
       if (data === null || data.length !== MIB) throw new Error(`${identifier}: block ${i} came back ${data === null ? 'missing' : `${data.length} bytes`}`);
     });

@@ -13,21 +13,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Backend } from '../src/backends/backend.js';
 import { openArchive } from '../src/backends/open.js';
+import { pipelined } from './pipelined.js';
 
 const totalMiB = Number(process.argv[2] ?? 256);
 const WINDOW = 64;
-
-async function pipelined(count: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < count; i += 1) {
-    const p = op(i).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
 
 interface Row {
   store: string;
@@ -44,9 +33,9 @@ async function measure(store: string, identifier: (dir: string) => string, spawn
   const count = Math.max(64, Math.floor((totalMiB * 1024 * 1024) / size));
   const blocks = Array.from({ length: 16 }, () => randomBytes(size));
   const keys = Array.from({ length: count }, (_, i) => `${randomBytes(16).toString('hex')}${i}`);
-  const putSeconds = await pipelined(count, (i) => backend.put(keys[i] as string, blocks[i % blocks.length] as Buffer));
+  const putSeconds = await pipelined(count, WINDOW, (i) => backend.put(keys[i] as string, blocks[i % blocks.length] as Buffer));
   await backend.flush();
-  const existsSeconds = await pipelined(count, (i) => backend.exists(keys[i] as string));
+  const existsSeconds = await pipelined(count, WINDOW, (i) => backend.exists(keys[i] as string));
   await backend.close();
   rmSync(dir, { recursive: true, force: true });
   const label = size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`;

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Backend } from '../src/backends/backend.js';
 import { openArchive } from '../src/backends/open.js';
+import { pipelined } from './pipelined.js';
 import { OrderedBackend } from '../src/backends/sequencer.js';
 import { quoteArgument } from '../src/protocol/identifier.js';
 import { ReplicatedBackend } from '../src/replicate/replicated-backend.js';
@@ -39,18 +40,6 @@ let peakRss = 0;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
 }, 50);
-
-async function pipelined(count: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < count; i += 1) {
-    const p = op(i).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
 
 /** Memory members differ only in how their (equal) block size is written, so that their identifiers differ. */
 const MEMORY_SIZES: Record<string, string> = { a: '16M', b: '16384k', c: '16777216' };
@@ -72,7 +61,7 @@ async function replicated(dir: string, members: string[], trust: number): Promis
 }
 
 async function putRun(b: Backend, blocks: Buffer[]): Promise<number> {
-  const seconds = await pipelined(blocks.length, (i) => b.put(`big${i}`, blocks[i] as Buffer));
+  const seconds = await pipelined(blocks.length, WINDOW, (i) => b.put(`big${i}`, blocks[i] as Buffer));
   const flushStart = process.hrtime.bigint();
   await b.flush();
   return seconds + Number(process.hrtime.bigint() - flushStart) / 1e9;
@@ -100,14 +89,14 @@ async function main(): Promise<void> {
     const small = Buffer.alloc(100, 7);
     const smallKey = (i: number): string => `s${String(i).padStart(8, '0')}`;
     const one = await openArchive(MEMORY ? 'backend-fs memory' : `backend-fs fs ${quoteArgument(path.join(root, 'one-small'))}`, quiet);
-    const oneSeconds = await pipelined(SMALL, (i) => one.put(smallKey(i), small));
+    const oneSeconds = await pipelined(SMALL, WINDOW, (i) => one.put(smallKey(i), small));
     await one.flush();
     await one.close();
     rows.push(`| put ${SMALL} blocks of 100 bytes, one ${kind} store | ${(SMALL / oneSeconds).toFixed(0)} blocks/s |`);
 
     const repDir = path.join(root, 'rep');
     const set = await replicated(repDir, ['a', 'b', 'c'], 50);
-    const fillSeconds = await pipelined(SMALL, (i) => set.put(smallKey(i), small));
+    const fillSeconds = await pipelined(SMALL, WINDOW, (i) => set.put(smallKey(i), small));
     await set.flush();
     rows.push(`| put ${SMALL} blocks of 100 bytes, 3 ${kind} members at 50% | ${(SMALL / fillSeconds).toFixed(0)} blocks/s |`);
     if (!MEMORY) {

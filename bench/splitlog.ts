@@ -14,21 +14,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Backend } from '../src/backends/backend.js';
 import { openArchive } from '../src/backends/open.js';
+import { pipelined } from './pipelined.js';
 
 const totalMiB = Number(process.argv[2] ?? 512);
 const parent = process.argv[3] ?? tmpdir();
 const WINDOW = 64;
 const SIZE = 1024 * 1024;
-
-async function pipelined(count: number, op: (i: number) => Promise<unknown>): Promise<void> {
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < count; i += 1) {
-    const p = op(i).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-}
 
 function seconds(since: bigint): number {
   return Number(process.hrtime.bigint() - since) / 1e9;
@@ -50,14 +41,14 @@ async function measure(store: string, identifier: (dir: string) => string): Prom
     const keys = Array.from({ length: count }, (_, i) => `${randomBytes(16).toString('hex')}${i}`);
     let backend = await open();
     let started = process.hrtime.bigint();
-    await pipelined(count, (i) => backend.put(keys[i] as string, blocks[i % blocks.length] as Buffer));
+    await pipelined(count, WINDOW, (i) => backend.put(keys[i] as string, blocks[i % blocks.length] as Buffer));
     await backend.flush();
     const putSeconds = seconds(started);
     await backend.close();
     backend = await open();
     started = process.hrtime.bigint();
     let read = 0;
-    await pipelined(count, async (i) => {
+    await pipelined(count, WINDOW, async (i) => {
       const data = (await backend.get(keys[i] as string)) as Uint8Array;
       read += data.byteLength;
     });
