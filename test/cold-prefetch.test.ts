@@ -9,7 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { symlinkSync } from 'node:fs';
@@ -192,4 +194,31 @@ test('native/readahead: prefetchMany asks for many files in one call (over one s
   } finally {
     disk.remove();
   }
+});
+
+test('native/readahead: prefetchMany\'s io_uring ring belongs to the thread that called it and is closed when that thread ends', { skip: process.platform !== 'linux' && 'native/readahead is built for Linux only' }, async () => {
+  const rings = (): number => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[io_uring]';
+    } catch {
+      return false; // the descriptor readdir used, closed since
+    }
+  }).length;
+  const script = path.join(scratch.dir, 'ring-worker.mjs');
+  writeFileSync(script, `
+    import { parentPort } from 'node:worker_threads';
+    const { nativePrefetchMany } = await import(${JSON.stringify(new URL('../src/archive/cold-prefetch.js', import.meta.url).href)});
+    const files = ${JSON.stringify(files.slice(0, 4).map((file) => file.toString()))};
+    nativePrefetchMany(Buffer.concat(files.flatMap((file) => [Buffer.from(file), Buffer.alloc(1)])), Uint32Array.from(files, () => 500), new Int8Array(files.length));
+    parentPort.postMessage('asked');
+    parentPort.once('message', () => parentPort.close());`);
+  const before = rings();
+  const worker = new Worker(script);
+  await once(worker, 'message');
+  const during = rings();
+  worker.postMessage('end');
+  await once(worker, 'exit');
+  // One more while the worker lives where io_uring can be set up here; none where it cannot (each file went its own way).
+  assert.ok(during === before + 1 || during === before, `${during} rings while the worker lived, ${before} before`);
+  assert.equal(rings(), before, 'the worker\'s ring is closed with it');
 });

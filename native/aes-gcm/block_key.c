@@ -105,8 +105,13 @@ static napi_value block_key(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Chunks [from, to) of a run of consecutive chunks, named into digests (32 bytes each); ok is 0 if OpenSSL failed. */
+/*
+ * Chunks [from, to) of a run of consecutive chunks, named into digests (32
+ * bytes each) with `ctx` (NULL: a context of its own, for a helper thread);
+ * ok is 0 if OpenSSL failed.
+ */
 struct naming {
+  EVP_MD_CTX *ctx;
   const unsigned char *key;
   size_t key_length;
   unsigned char type;
@@ -120,12 +125,12 @@ struct naming {
 
 static void *name_chunks(void *arg) {
   struct naming *n = arg;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  EVP_MD_CTX *ctx = n->ctx != NULL ? n->ctx : EVP_MD_CTX_new();
   n->ok = ctx != NULL;
   for (size_t i = n->from; i < n->to && n->ok; i++) {
     n->ok = hmac_sha256(ctx, n->key, n->key_length, n->type, n->data + n->starts[i], n->lengths[i], n->digests + SHA256_BYTES * i);
   }
-  EVP_MD_CTX_free(ctx);
+  if (n->ctx == NULL) EVP_MD_CTX_free(ctx);
   return NULL;
 }
 
@@ -188,8 +193,10 @@ static napi_value block_keys(napi_env env, napi_callback_info info) {
     split = 0;
     while (split < count && starts[split] < total / 2) split++;
   }
-  struct naming first = {key, key_length, (unsigned char)type, data, starts, lengths, 0, split, digests, 1};
-  struct naming second = {key, key_length, (unsigned char)type, data, starts, lengths, split, count, digests, 1};
+  /* This thread names with its kept context (as blockKey does; NULL: name_chunks makes one); a helper thread makes its own. */
+  EVP_MD_CTX *ctx = thread_ctx();
+  struct naming first = {ctx, key, key_length, (unsigned char)type, data, starts, lengths, 0, split, digests, 1};
+  struct naming second = {NULL, key, key_length, (unsigned char)type, data, starts, lengths, split, count, digests, 1};
   pthread_t helper;
   int helped = split > 0 && split < count && pthread_create(&helper, NULL, name_chunks, &second) == 0;
   if (!helped) first.to = count;
